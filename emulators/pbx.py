@@ -68,9 +68,9 @@ class PbxState:
     def routes(self) -> list[RecordedCommand]:
         return [c for c in self.commands if c.command == "commands/route"]
 
-    async def wait_routes(self, count: int, timeout: float = 5.0) -> list[RecordedCommand]:
-        """Wait until at least ``count`` routes arrived (or the timeout), then return them all."""
-        deadline = time.monotonic() + timeout
+    async def wait_routes(self, count: int, within: float = 5.0) -> list[RecordedCommand]:
+        """Wait until ``count`` routes arrived (or ``within`` seconds passed); return them all."""
+        deadline = time.monotonic() + within
         while len(self.routes()) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -94,7 +94,7 @@ class PbxState:
 
 STATE = web.AppKey("pbx_state", PbxState)
 SESSION = web.AppKey("pbx_session", ClientSession)
-TASKS = web.AppKey("pbx_tasks", set[asyncio.Task[None]])
+TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("pbx_tasks")
 
 
 def create_pbx_app(state: PbxState) -> web.Application:
@@ -109,7 +109,8 @@ def create_pbx_app(state: PbxState) -> web.Application:
 async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSION] = ClientSession(timeout=ClientTimeout(total=5))
     yield
-    for task in list(app[TASKS]):
+    tasks: set[asyncio.Task[None]] = app[TASKS]
+    for task in list(tasks):
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task

@@ -1,0 +1,154 @@
+"""What one benchmark run does: rates, durations, data sizes and modes, fixed at start."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["ALL_MODES", "BenchConfig", "parse_args"]
+
+ALL_MODES: tuple[str, ...] = ("floor", "index", "sql", "crm")
+_OUT = Path(__file__).resolve().parent / "out"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    quick: bool
+    modes: tuple[str, ...]
+    rates: tuple[int, ...]
+    step_seconds: float  # each fixed rate
+    search_seconds: float  # each step of the step-up search
+    search_factor: float
+    search_max_steps: int
+    search_cap: int  # never try a rate above this
+    clients: int  # data set of the load modes
+    index_clients: int  # data set of the index build figures (0 = skip)
+    lookup_samples: int
+    freshness_changes: int  # 0 = skip
+    sidecar_seconds: float  # 0 = skip
+    sidecar_concurrency: int
+    crm_latency_ms: float
+    route_deadline_ms: int
+    followup_connected_s: float  # the ivr leg's Connected, after the trigger
+    followup_end_s: float  # the ivr leg's Disconnected and the summary, after the trigger
+    known_share: float
+    p99_limit_ms: float
+    budget_s: float  # the whole run; the step-up search stops early to keep it
+    seed: int
+    out_dir: Path
+    work_dir: Path | None  # None: a fresh temporary directory, removed at the end
+    keep_work: bool
+
+    @staticmethod
+    def full() -> BenchConfig:
+        return BenchConfig(
+            quick=False,
+            modes=ALL_MODES,
+            rates=(250, 500, 1000, 2000),
+            step_seconds=10.0,
+            search_seconds=4.0,
+            search_factor=1.5,
+            search_max_steps=5,
+            search_cap=20000,
+            clients=100_000,
+            index_clients=1_000_000,
+            lookup_samples=200_000,
+            freshness_changes=100,
+            sidecar_seconds=5.0,
+            sidecar_concurrency=32,
+            crm_latency_ms=150.0,
+            route_deadline_ms=1000,
+            followup_connected_s=0.1,
+            followup_end_s=1.1,
+            known_share=0.9,
+            p99_limit_ms=50.0,
+            budget_s=570.0,
+            seed=20240501,
+            out_dir=_OUT,
+            work_dir=None,
+            keep_work=False,
+        )
+
+    @staticmethod
+    def quick_run() -> BenchConfig:
+        return replace(
+            BenchConfig.full(),
+            quick=True,
+            rates=(250, 1000),
+            step_seconds=2.0,
+            search_seconds=1.5,
+            search_factor=2.0,
+            search_max_steps=2,
+            clients=10_000,
+            index_clients=100_000,
+            lookup_samples=50_000,
+            freshness_changes=30,
+            sidecar_seconds=1.5,
+            followup_end_s=1.1,
+            budget_s=85.0,
+        )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the routing hot path against its floor and its alternatives.",
+    )
+    p.add_argument("--quick", action="store_true", help="a reduced run (at most ~90 s)")
+    p.add_argument("--modes", help=f"comma-separated subset of {','.join(ALL_MODES)}")
+    p.add_argument("--rates", help="comma-separated fixed rates in calls/s")
+    p.add_argument("--seconds", type=float, help="seconds per fixed rate")
+    p.add_argument("--search-seconds", type=float, help="seconds per step-up step")
+    p.add_argument("--search-steps", type=int, help="most step-up steps per mode (0 = none)")
+    p.add_argument("--clients", type=int, help="clients in the load modes' data set")
+    p.add_argument("--index-clients", type=int, help="clients for the index figures (0 = skip)")
+    p.add_argument("--freshness", type=int, help="changes for the freshness figure (0 = skip)")
+    p.add_argument("--sidecar-seconds", type=float, help="sidecar test length (0 = skip)")
+    p.add_argument("--budget", type=float, help="seconds the whole run may take")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", type=Path, help="output directory (default bench/out)")
+    p.add_argument("--work-dir", type=Path, help="where data and databases go (kept)")
+    p.add_argument("--keep-work", action="store_true", help="keep the temporary work dir")
+    a = p.parse_args(argv)
+    cfg = BenchConfig.quick_run() if a.quick else BenchConfig.full()
+    if a.modes:
+        modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+        bad = [m for m in modes if m not in ALL_MODES]
+        if bad or not modes:
+            p.error(f"--modes: unknown {bad}; choose from {','.join(ALL_MODES)}")
+        cfg = replace(cfg, modes=modes)
+    if a.rates:
+        try:
+            rates = tuple(sorted({int(r) for r in a.rates.split(",") if r.strip()}))
+        except ValueError:
+            p.error("--rates: integers, comma-separated")
+        if not rates or rates[0] <= 0:
+            p.error("--rates: positive integers")
+        cfg = replace(cfg, rates=rates)
+    pairs: list[tuple[str, float | int | None]] = [
+        ("step_seconds", a.seconds),
+        ("search_seconds", a.search_seconds),
+        ("search_max_steps", a.search_steps),
+        ("clients", a.clients),
+        ("index_clients", a.index_clients),
+        ("freshness_changes", a.freshness),
+        ("sidecar_seconds", a.sidecar_seconds),
+        ("budget_s", a.budget),
+        ("seed", a.seed),
+    ]
+    for name, value in pairs:
+        if value is not None:
+            if value < 0:
+                p.error(f"{name}: must not be negative")
+            cfg = replace(cfg, **{name: value})
+    if cfg.clients < 100:
+        p.error("--clients: at least 100")
+    if a.out is not None:
+        cfg = replace(cfg, out_dir=a.out)
+    if a.work_dir is not None:
+        cfg = replace(cfg, work_dir=a.work_dir, keep_work=True)
+    if a.keep_work:
+        cfg = replace(cfg, keep_work=True)
+    return cfg

@@ -1,0 +1,209 @@
+"""Building an account's index from PostgreSQL, and refreshing parts of it.
+
+A full build streams the account's clients, responsibles and phones with
+binary ``COPY`` (fixed-width int8 rows that numpy reads without a per-row
+Python step), inside one REPEATABLE READ transaction so the parts agree.
+Refreshes read only the phone keys and clients a change notification named.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from array import array
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from cache.index import AccountIndex, BaseArrays, ClientEntry
+from lookup.conn import Conn
+from lookup.rules import EmployeeRef
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_base", "load_account_index", "load_employees", "refresh"]
+
+_I64_MAX = 2**63 - 1
+_COPY_HEADER = 19  # signature, flags, header extension length
+_ODD_ORDER = 2**62  # non-digit CRM ids sort after all digit ones
+
+
+async def load_account_index(
+    con: Conn, account_id: int, region: str = "RU"
+) -> AccountIndex:
+    index = AccountIndex(region)
+    await build_base(con, account_id, index)
+    return index
+
+
+async def load_employees(con: Conn, account_id: int) -> list[EmployeeRef]:
+    rows = await con.fetch(
+        "SELECT crm_id, extension, active FROM employees WHERE account_id = $1", account_id
+    )
+    return [EmployeeRef(r["crm_id"], r["extension"] or None, r["active"]) for r in rows]
+
+
+async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
+    """Rebuild ``index`` from the database in one consistent snapshot, then swap it in."""
+    async with con.transaction(isolation="repeatable_read", readonly=True):
+        employees = await load_employees(con, account_id)
+        slots: dict[str, int] = {}
+        for e in employees:
+            slots.setdefault(e.crm_id, len(slots))
+        for row in await con.fetch(
+            "SELECT DISTINCT ref_id FROM client_responsibles"
+            " WHERE account_id = $1 AND kind = 'employee'",
+            account_id,
+        ):
+            slots.setdefault(row["ref_id"], len(slots))
+
+        clients = await _copy_ints(
+            con,
+            """SELECT uid, CASE WHEN crm_order <= $2 THEN crm_order::int8 ELSE -1 END
+               FROM clients WHERE account_id = $1 AND NOT dropped ORDER BY uid""",
+            2,
+            account_id,
+            _I64_MAX,
+        )
+        client_uid, client_crm = clients[0], clients[1]
+        odd_rows = await con.fetch(
+            """SELECT uid, crm_id FROM clients WHERE account_id = $1 AND NOT dropped
+               AND (crm_order IS NULL OR crm_order > $2) ORDER BY crm_id""",
+            account_id,
+            _I64_MAX,
+        )
+        odd_crm_ids = {r["uid"]: r["crm_id"] for r in odd_rows}
+
+        refs = list(slots)
+        resp = await _copy_ints(
+            con,
+            """SELECT r.client_uid, r.position::int8, m.slot
+               FROM client_responsibles r
+               JOIN unnest($2::text[], $3::int8[]) AS m(ref_id, slot) ON m.ref_id = r.ref_id
+               WHERE r.account_id = $1 AND r.kind = 'employee'""",
+            3,
+            account_id,
+            refs,
+            list(range(len(refs))),
+        )
+        phones = await _copy_ints(
+            con,
+            "SELECT phone_key, client_uid FROM client_phones WHERE account_id = $1",
+            2,
+            account_id,
+        )
+
+    # responsibles: ordered by (client, position); each client slot gets its range
+    order = np.lexsort((resp[1], resp[0]))
+    resp_uid, resp_slot = resp[0][order], resp[2][order]
+    resp_start = np.searchsorted(resp_uid, client_uid, side="left")
+    resp_end = np.searchsorted(resp_uid, client_uid, side="right")
+    # keep only responsibles of live clients, contiguous per client
+    counts = resp_end - resp_start
+    resp_slot = resp_slot[_ranges(resp_start, counts)]
+    starts = np.zeros(len(client_uid) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+
+    # phones: live clients only, sorted by (key, "first found" order)
+    phone_key, phone_uid = phones[0], phones[1]
+    slot = np.searchsorted(client_uid, phone_uid)
+    slot[slot >= len(client_uid)] = 0
+    live = (client_uid[slot] == phone_uid) if len(client_uid) else np.zeros(0, dtype=bool)
+    phone_key, slot = phone_key[live], slot[live]
+    crm_order = client_crm.copy()
+    for rank, uid in enumerate(odd_crm_ids):  # rows came sorted by crm_id
+        odd_slot = int(np.searchsorted(client_uid, uid))
+        crm_order[odd_slot] = _ODD_ORDER + rank
+    by = np.lexsort((crm_order[slot], phone_key))
+
+    base = BaseArrays(
+        phone_keys=_to_array("q", phone_key[by]),
+        phone_slot=_to_array("l", slot[by]),
+        client_uid=_to_array("q", client_uid),
+        client_crm=_to_array("q", client_crm),
+        resp_start=_to_array("l", starts),
+        resp_slot=_to_array("l", resp_slot),
+        odd_crm_ids=odd_crm_ids,
+    )
+    index.replace_base(base, slots, employees)
+
+
+def _ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Concatenated ``range(start, start + count)`` for every pair, vectorised."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return np.arange(total, dtype=np.int64) + offsets
+
+
+def _to_array(code: str, values: npt.NDArray[np.int64]) -> array[int]:
+    out = array(code)
+    out.frombytes(values.astype(np.int64 if code == "q" else np.dtype(f"i{out.itemsize}"))
+                  .tobytes())
+    return out
+
+
+async def _copy_ints(
+    con: Conn, query: str, columns: int, *args: object
+) -> list[npt.NDArray[np.int64]]:
+    """Run ``query`` (int8 columns, no NULLs) through binary COPY; one array per column."""
+    buffer = io.BytesIO()
+    await con.copy_from_query(query, *args, output=buffer, format="binary")
+    raw = buffer.getbuffer()
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for c in range(columns):
+        fields += [(f"l{c}", ">i4"), (f"v{c}", ">i8")]
+    dtype = np.dtype(fields)
+    body = raw[_COPY_HEADER : len(raw) - 2]  # trailer: int16 -1
+    rows = np.frombuffer(body, dtype=dtype)
+    return [rows[f"v{c}"].astype(np.int64) for c in range(columns)]
+
+
+async def refresh(
+    con: Conn,
+    account_id: int,
+    index: AccountIndex,
+    *,
+    phone_keys: Iterable[int] = (),
+    client_uids: Iterable[int] = (),
+) -> None:
+    """Re-read what a notification named and put it in the overlays."""
+    keys = sorted(set(phone_keys))
+    uids = set(client_uids)
+    if keys:
+        rows = await con.fetch(
+            """SELECT p.phone_key,
+                      array_agg(c.uid ORDER BY c.crm_order NULLS LAST, c.crm_id) AS uids
+               FROM client_phones p JOIN clients c ON c.uid = p.client_uid AND NOT c.dropped
+               WHERE p.account_id = $1 AND p.phone_key = ANY($2::int8[])
+               GROUP BY p.phone_key""",
+            account_id,
+            keys,
+        )
+        found = {r["phone_key"]: tuple(r["uids"]) for r in rows}
+        for key in keys:
+            owners = found.get(key, ())
+            index.set_phone(key, owners)
+            uids.update(owners)
+    if uids:
+        rows = await con.fetch(
+            """SELECT c.uid, c.crm_id, c.dropped,
+                      coalesce(array_agg(r.ref_id ORDER BY r.position)
+                               FILTER (WHERE r.kind = 'employee'), '{}') AS refs
+               FROM clients c LEFT JOIN client_responsibles r ON r.client_uid = c.uid
+               WHERE c.uid = ANY($1::int8[]) AND c.account_id = $2
+               GROUP BY c.uid""",
+            list(uids),
+            account_id,
+        )
+        seen = set()
+        for r in rows:
+            seen.add(r["uid"])
+            entry = None if r["dropped"] else ClientEntry(
+                r["crm_id"], tuple(index.employee_slot(ref) for ref in r["refs"])
+            )
+            index.set_client(r["uid"], entry)
+        for uid in uids - seen:
+            index.set_client(uid, None)

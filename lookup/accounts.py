@@ -1,0 +1,156 @@
+"""Accounts: one company each (its PBX, its CRM, its settings, its admin token).
+
+Tokens are shown once and stored as SHA-256; a token is random, so a plain
+hash is enough (no salt or stretching needed against guessing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from lookup.conn import Conn
+from lookup.settings import Settings
+
+__all__ = [
+    "Account",
+    "AccountExists",
+    "add_account",
+    "fetch_accounts",
+    "hash_token",
+    "remove_account",
+    "save_settings",
+    "upsert_default_account",
+]
+
+
+class AccountExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    id: int
+    name: str
+    mango_api_key: str
+    mango_api_salt: str
+    mango_api_url: str
+    megaplan_url: str | None
+    megaplan_username: str | None
+    megaplan_password: str | None
+    token_hash: str | None
+    settings: Settings
+
+    def __repr__(self) -> str:  # no secrets in logs
+        return f"Account(id={self.id}, name={self.name!r})"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _from_row(row: asyncpg.Record) -> Account:
+    stored = row["settings"]
+    return Account(
+        id=row["id"],
+        name=row["name"],
+        mango_api_key=row["mango_api_key"],
+        mango_api_salt=row["mango_api_salt"],
+        mango_api_url=row["mango_api_url"],
+        megaplan_url=row["megaplan_url"],
+        megaplan_username=row["megaplan_username"],
+        megaplan_password=row["megaplan_password"],
+        token_hash=row["token_hash"],
+        settings=Settings.from_stored(orjson.loads(stored) if isinstance(stored, str) else stored),
+    )
+
+
+async def fetch_accounts(con: Conn | asyncpg.Pool) -> list[Account]:
+    rows = await con.fetch("SELECT * FROM accounts ORDER BY id")
+    return [_from_row(r) for r in rows]
+
+
+async def upsert_default_account(
+    con: Conn,
+    *,
+    mango_api_key: str,
+    mango_api_salt: str,
+    mango_api_url: str,
+    megaplan: tuple[str | None, str | None, str | None],
+) -> int:
+    """The ``default`` account from the environment, created or updated (settings kept)."""
+    account_id: int = await con.fetchval(
+        """
+        INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url,
+                              megaplan_url, megaplan_username, megaplan_password)
+        VALUES ('default', $1, $2, $3, $4, $5, $6)
+        ON CONFLICT (name) DO UPDATE SET
+            mango_api_key = EXCLUDED.mango_api_key, mango_api_salt = EXCLUDED.mango_api_salt,
+            mango_api_url = EXCLUDED.mango_api_url, megaplan_url = EXCLUDED.megaplan_url,
+            megaplan_username = EXCLUDED.megaplan_username,
+            megaplan_password = EXCLUDED.megaplan_password, updated_at = now()
+        WHERE (accounts.mango_api_key, accounts.mango_api_salt, accounts.mango_api_url,
+               accounts.megaplan_url, accounts.megaplan_username, accounts.megaplan_password)
+              IS DISTINCT FROM
+              (EXCLUDED.mango_api_key, EXCLUDED.mango_api_salt, EXCLUDED.mango_api_url,
+               EXCLUDED.megaplan_url, EXCLUDED.megaplan_username, EXCLUDED.megaplan_password)
+        RETURNING id
+        """,
+        mango_api_key,
+        mango_api_salt,
+        mango_api_url,
+        *megaplan,
+    )
+    if account_id is None:  # unchanged: nothing was written
+        account_id = await con.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    return account_id
+
+
+async def add_account(
+    con: Conn,
+    *,
+    name: str,
+    mango_api_key: str,
+    mango_api_salt: str,
+    mango_api_url: str,
+    megaplan: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> str:
+    """Create an account; return its admin token (shown once, stored hashed)."""
+    token = secrets.token_urlsafe(32)
+    try:
+        await con.execute(
+            """
+            INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url,
+                                  megaplan_url, megaplan_username, megaplan_password, token_hash)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """,
+            name,
+            mango_api_key,
+            mango_api_salt,
+            mango_api_url,
+            *megaplan,
+            hash_token(token),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        what = "name" if "name" in str(exc.constraint_name) else "MANGO OFFICE API key"
+        raise AccountExists(f"an account with this {what} exists already") from None
+    return token
+
+
+async def remove_account(con: Conn, name: str) -> bool:
+    result: str = await con.execute("DELETE FROM accounts WHERE name = $1", name)
+    return result != "DELETE 0"
+
+
+async def save_settings(con: Conn | asyncpg.Pool, account_id: int,
+                        settings: Settings) -> None:
+    await con.execute(
+        "UPDATE accounts SET settings = $2::jsonb, updated_at = now() WHERE id = $1",
+        account_id,
+        orjson.dumps(settings.to_json()).decode(),
+    )
+

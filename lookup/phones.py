@@ -1,0 +1,73 @@
+"""Phone numbers: one canonical key per number, E.164 digits as an integer.
+
+``+7 (916) 123-45-67``, ``8 916 123-45-67`` and ``79161234567`` are one number.
+The PBX sends plain digits, so ``phone_key`` answers those without a full parse
+(the hot path pays a few string checks); anything else goes through
+``phonenumbers`` with the account's default region. Both paths give the same
+key for the same number: the fast path covers only shapes whose meaning is
+not in doubt.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import phonenumbers
+
+__all__ = ["PhoneFormat", "canonical", "format_phone", "phone_key"]
+
+PhoneFormat = Literal["e164", "international", "national", "digits"]
+
+_RU_BASE = 7 * 10**10  # 7XXXXXXXXXX
+_FORMATS = {
+    "e164": phonenumbers.PhoneNumberFormat.E164,
+    "international": phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    "national": phonenumbers.PhoneNumberFormat.NATIONAL,
+}
+
+
+def phone_key(raw: str, region: str = "RU") -> int | None:
+    """The canonical key of ``raw`` (E.164 digits as an int), or None if not a phone number."""
+    if raw.isdigit() and raw.isascii():
+        n = len(raw)
+        if region == "RU":
+            if n == 11 and (raw[0] == "7" or raw[0] == "8"):
+                return _RU_BASE + int(raw[1:])
+            if n == 10:
+                return _RU_BASE + int(raw)
+    return _parse(raw, region)
+
+
+def canonical(raw: str, region: str = "RU") -> str | None:
+    key = phone_key(raw, region)
+    return None if key is None else str(key)
+
+
+def _parse(raw: str, region: str) -> int | None:
+    text = raw.strip()
+    if not text or len(text) > 40:
+        return None
+    number = _try_parse(text, region)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if (number is None or not phonenumbers.is_possible_number(number)) and (
+        not text.startswith("+") and 11 <= len(digits) <= 15
+    ):
+        # digits as the PBX sends them: already international, without the plus
+        number = _try_parse("+" + digits, region)
+    if number is None or not phonenumbers.is_possible_number(number):
+        return None
+    return int(f"{number.country_code}{number.national_number}")
+
+
+def _try_parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def format_phone(key: int, fmt: PhoneFormat) -> str:
+    """How a number is written into the CRM (the setting «Формат телефонных номеров»)."""
+    if fmt == "digits":
+        return str(key)
+    return phonenumbers.format_number(phonenumbers.parse(f"+{key}"), _FORMATS[fmt])

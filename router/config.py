@@ -1,0 +1,156 @@
+"""Configuration: parsed once, at start, into one frozen typed object.
+
+Sources, later ones winning: a ``.env`` file in the working directory, the
+process environment, command-line flags. A bad value stops the program with
+exit code 2 and a message naming the variable (the CLI does the exiting).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+__all__ = ["DEFAULT_MANGO_API_URL", "Config", "ConfigError", "LookupMode", "load_config"]
+
+DEFAULT_MANGO_API_URL = "https://app.mango-office.ru/vpbx/"
+
+LookupMode = Literal["index", "sql", "crm"]
+
+
+class ConfigError(ValueError):
+    """A missing or bad setting; ``variable`` names it for the operator."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    mango_api_url: str
+    mango_api_key: str | None
+    mango_api_salt: str | None
+    megaplan_url: str | None
+    megaplan_username: str | None
+    megaplan_password: str | None
+    route_deadline_ms: int
+    admin_token: str | None
+    log_level: str
+    claim_timeout_ms: int
+    lookup_mode: LookupMode
+    lookup_crm_url: str | None
+    lookup_crm_user: str
+    lookup_crm_password: str
+    megaplan_poll_seconds: float
+    megaplan_rate: float
+
+    def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
+        return f"Config(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r})"
+
+
+def load_config(
+    overrides: Mapping[str, str | None] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> Config:
+    """Build the config from ``.env``, then the environment, then ``overrides`` (flags)."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    env = _Env(values)
+
+    salt_key = (env.text("MANGO_API_KEY"), env.text("MANGO_API_SALT"))
+    if salt_key[0] and not salt_key[1]:
+        raise ConfigError("MANGO_API_SALT", "required when MANGO_API_KEY is set")
+    megaplan_url = env.url("MEGAPLAN_URL")
+    if megaplan_url and not (env.text("MEGAPLAN_USERNAME") and env.text("MEGAPLAN_PASSWORD")):
+        raise ConfigError("MEGAPLAN_USERNAME", "MEGAPLAN_USERNAME and MEGAPLAN_PASSWORD are "
+                          "required when MEGAPLAN_URL is set")
+    lookup_mode = env.text("ROUTER_LOOKUP") or "index"
+    if lookup_mode not in ("index", "sql", "crm"):
+        raise ConfigError("ROUTER_LOOKUP", f"must be index, sql or crm, not {lookup_mode!r}")
+    lookup_crm_url = env.url("ROUTER_LOOKUP_CRM_URL")
+    if lookup_mode == "crm" and not lookup_crm_url:
+        raise ConfigError("ROUTER_LOOKUP_CRM_URL", "required when ROUTER_LOOKUP=crm")
+    log_level = (env.text("ROUTER_LOG_LEVEL") or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    return Config(
+        database_url=env.text("DATABASE_URL"),
+        data_dir=Path(env.text("ROUTER_DATA_DIR") or "./.data"),
+        host=env.text("ROUTER_HOST") or "127.0.0.1",
+        port=env.integer("ROUTER_PORT", 8080, low=0, high=65535),
+        mango_api_url=env.url("MANGO_API_URL") or DEFAULT_MANGO_API_URL,
+        mango_api_key=salt_key[0],
+        mango_api_salt=salt_key[1],
+        megaplan_url=megaplan_url,
+        megaplan_username=env.text("MEGAPLAN_USERNAME"),
+        megaplan_password=env.text("MEGAPLAN_PASSWORD"),
+        route_deadline_ms=env.integer("ROUTE_DEADLINE_MS", 1500, low=1, high=60_000),
+        admin_token=env.text("ROUTER_ADMIN_TOKEN"),
+        log_level=log_level,
+        claim_timeout_ms=env.integer("ROUTER_CLAIM_TIMEOUT_MS", 20, low=1, high=10_000),
+        lookup_mode=lookup_mode,  # type: ignore[arg-type]  # checked just above
+        lookup_crm_url=lookup_crm_url,
+        lookup_crm_user=env.text("ROUTER_LOOKUP_CRM_USER") or "demo",
+        lookup_crm_password=env.text("ROUTER_LOOKUP_CRM_PASSWORD") or "demo",
+        megaplan_poll_seconds=env.number("MEGAPLAN_POLL_SECONDS", 30.0, low=0.05),
+        megaplan_rate=env.number("MEGAPLAN_RATE", 3.0, low=0.01),
+    )
+
+
+class _Env:
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def text(self, name: str) -> str | None:
+        value = self._values.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number, not {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(name, f"must be from {low} to {high}, not {value}")
+        return value
+
+    def number(self, name: str, default: float, *, low: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, not {raw!r}") from None
+        if not value >= low:
+            raise ConfigError(name, f"must be at least {low}, not {raw}")
+        return value
+
+    def url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(name, f"must be an http(s) URL, not {raw!r}")
+        return raw
