@@ -114,7 +114,6 @@ CREATE TABLE decisions (
     command_id      text UNIQUE,
     pbx_status      int,                  -- HTTP status of commands/route
     pbx_result      int,                  -- its result code (1000 = accepted)
-    final_result    int,                  -- what /mango/result/route reported later
     latency_us      bigint NOT NULL,      -- trigger received -> command sent (or decided)
     decided_at      timestamptz NOT NULL DEFAULT now()
 );

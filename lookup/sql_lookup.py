@@ -1,0 +1,42 @@
+"""The routing decision made by one SQL query per call.
+
+Not the product's hot path: the ``sql`` lookup mode exists as the benchmark's
+"what a simpler implementation would do", and the CLI's ``route`` uses it so
+that it answers at once without building an index. The rules are the same
+function the index uses (``lookup.rules``).
+"""
+
+from __future__ import annotations
+
+from lookup.conn import Conn
+from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client
+
+__all__ = ["decide_sql"]
+
+_QUERY = """
+WITH first_client AS (
+    SELECT c.uid, c.crm_id
+    FROM client_phones p JOIN clients c ON c.uid = p.client_uid AND NOT c.dropped
+    WHERE p.account_id = $1 AND p.phone_key = $2
+    ORDER BY c.crm_order NULLS LAST, c.crm_id
+    LIMIT 1
+)
+SELECT f.crm_id AS client_id, e.crm_id AS employee_id, e.extension, e.active
+FROM first_client f
+LEFT JOIN client_responsibles r ON r.client_uid = f.uid AND r.kind = 'employee'
+LEFT JOIN employees e ON e.account_id = $1 AND e.crm_id = r.ref_id
+ORDER BY r.position
+"""
+
+
+async def decide_sql(con: Conn, account_id: int, key: int) -> Decision:
+    rows = await con.fetch(_QUERY, account_id, key)
+    number = str(key)
+    if not rows:
+        return Decision(number, NO_CLIENT)
+    responsibles = [
+        EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
+        if r["employee_id"] is not None else None
+        for r in rows
+    ]
+    return decide_for_client(number, rows[0]["client_id"], responsibles)

@@ -1,0 +1,173 @@
+"""The app factory: it only wires keys, resources and routes.
+
+Every resource and background task is opened in a cleanup context and closed
+there, in reverse order: on SIGTERM routes in flight finish first, then the
+journal and the decision record are flushed, then connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from cache.accounts import AccountRegistry
+from cache.index import IndexRegistry
+from cache.keeper import IndexKeeper
+from lookup.accounts import upsert_default_account
+from lookup.crm_lookup import CrmLookup
+from lookup.db import create_pool, database_url
+from router.batcher import BatchWriter
+from router.claims import Claims
+from router.config import Config
+from router.decisions import DecisionRecord, write_decisions
+from router.journal import JournalEntry, write_journal
+from router.keys import (
+    ACCOUNTS,
+    CONFIG,
+    HTTP,
+    INDEXES,
+    JOURNAL,
+    KEEPER,
+    METRICS,
+    PBX,
+    POOL,
+    ROUTER,
+)
+from router.metrics import Metrics
+from router.pbx_client import PbxClient
+from router.routing import Router
+from router.settings_api import setup_settings_api
+from router.sidecar import setup_sidecar
+from router.webhooks import setup_webhooks
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["create_app", "setup_routes"]
+
+DSN = web.AppKey("dsn", str)
+DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
+HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
+_READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
+_DRAIN = 3.0
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=1024**2)
+    indexes = IndexRegistry()
+    app[CONFIG] = config
+    app[INDEXES] = indexes
+    app[ACCOUNTS] = AccountRegistry()
+    app[METRICS] = Metrics(phones=indexes.phones)
+    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, writers_ctx, router_ctx])
+    setup_routes(app)
+    return app
+
+
+def setup_routes(app: web.Application) -> None:
+    setup_webhooks(app)
+    setup_sidecar(app)
+    setup_settings_api(app)
+    app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    dsn = await database_url(config)
+    pool = await create_pool(dsn, min_size=2, max_size=12)
+    if config.mango_api_key and config.mango_api_salt:
+        async with pool.acquire() as con:
+            await upsert_default_account(
+                con, mango_api_key=config.mango_api_key, mango_api_salt=config.mango_api_salt,
+                mango_api_url=config.mango_api_url,
+                megaplan=(config.megaplan_url, config.megaplan_username,
+                          config.megaplan_password),
+            )
+    app[DSN] = dsn
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    session = ClientSession(
+        connector=TCPConnector(limit=256, keepalive_timeout=30),
+        timeout=ClientTimeout(total=10),
+    )
+    app[HTTP] = session
+    app[PBX] = PbxClient(session)
+    yield
+    await session.close()
+
+
+async def index_ctx(app: web.Application) -> AsyncIterator[None]:
+    keeper = IndexKeeper(app[DSN], app[POOL], app[INDEXES], app[ACCOUNTS])
+    app[KEEPER] = keeper
+    task = asyncio.create_task(keeper.run(), name="index-keeper")
+    with suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(keeper.ready.wait()), _READY_WAIT)
+    if not keeper.ready.is_set():
+        logger.error("index not loaded yet; serving, /readyz says 503 until it is")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = app[POOL]
+
+    async def journal(batch: list[JournalEntry]) -> None:
+        app[METRICS].journal_batch.observe(len(batch))
+        await write_journal(pool, batch)
+
+    async def decisions(batch: list[DecisionRecord]) -> None:
+        await write_decisions(pool, batch)
+
+    app[JOURNAL] = BatchWriter("journal", journal)
+    app[DECISIONS] = BatchWriter("decisions", decisions)
+    app[JOURNAL].start()
+    app[DECISIONS].start()
+    yield
+    await app[JOURNAL].close()
+    await app[DECISIONS].close()
+
+
+async def router_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    crm = None
+    if config.lookup_mode == "crm" and config.lookup_crm_url:
+        crm = CrmLookup(app[HTTP], config.lookup_crm_url, config.lookup_crm_user,
+                        config.lookup_crm_password)
+    router = Router(
+        deadline_ms=config.route_deadline_ms,
+        mode=config.lookup_mode,
+        indexes=app[INDEXES],
+        claims=Claims(app[POOL], within_ms=config.claim_timeout_ms),
+        pbx=app[PBX],
+        decisions=app[DECISIONS],
+        metrics=app[METRICS],
+        pool=app[POOL],
+        crm=crm,
+    )
+    app[ROUTER] = router
+    app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(app), name="housekeeping")
+    yield
+    await router.drain(within=_DRAIN)
+    app[HOUSEKEEPING].cancel()
+    with suppress(asyncio.CancelledError):
+        await app[HOUSEKEEPING]
+
+
+async def _housekeeping(app: web.Application) -> None:
+    """Forget route claims older than a day (an entry never lasts that long)."""
+    while True:
+        with suppress(Exception):
+            await app[POOL].execute(
+                "DELETE FROM route_claims WHERE claimed_at < now() - interval '1 day'"
+            )
+        await asyncio.sleep(3600)

@@ -1,0 +1,101 @@
+"""Group commit: many writers, one round trip per batch.
+
+Items queue up while the previous batch is being written; the next write takes
+all of them. A failed write is retried (with backoff) until it lands, so
+nothing queued is ever dropped; a caller that must not wait forever passes
+``within`` to ``put`` and gets ``TimeoutError`` while its item stays queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BatchWriter"]
+
+T = TypeVar("T")
+
+_BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+class BatchWriter(Generic[T]):
+    __slots__ = ("_flush", "_max_batch", "_name", "_queue", "_task", "_wake")
+
+    def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[None]],
+                 *, max_batch: int = 1000) -> None:
+        self._name = name
+        self._flush = flush
+        self._max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[None] | None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"batch-{self._name}")
+
+    async def put(self, item: T, *, within: float | None = None) -> None:
+        """Queue ``item`` and wait until it is written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, done))
+        self._wake.set()
+        if within is None:
+            await done
+        else:
+            await asyncio.wait_for(asyncio.shield(done), within)
+
+    def put_nowait(self, item: T) -> None:
+        """Queue ``item`` without waiting (it is still written, and retried)."""
+        self._queue.append((item, None))
+        self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._write_some()
+
+    async def _write_some(self) -> None:
+        batch = self._queue[: self._max_batch]
+        attempt = 0
+        while True:
+            try:
+                await self._flush([item for item, _ in batch])
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+                logger.warning("batch write failed; retrying",
+                               extra={"writer": self._name, "items": len(batch),
+                                      "retry_s": delay}, exc_info=attempt == 0)
+                attempt += 1
+                await asyncio.sleep(delay)
+        del self._queue[: len(batch)]
+        for _, done in batch:
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def close(self, *, within: float = 10.0) -> None:
+        """Write what is queued (for up to ``within`` seconds), then stop."""
+        with suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while self._queue:
+                    self._wake.set()
+                    await asyncio.sleep(0.01)
+        if self._queue:
+            logger.error("batch writer closed with items unwritten",
+                         extra={"writer": self._name, "items": len(self._queue)})
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,53 @@
+"""The event journal: every valid PBX notification, durable before its 200.
+
+Handlers wait on a ``BatchWriter``; one INSERT per batch. ``journal_key`` (a
+hash of the kind and the exact JSON) makes a repeated notification a no-op,
+so the PBX re-sending after a timeout does not duplicate anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import asyncpg
+
+__all__ = ["JournalEntry", "write_journal"]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    account_id: int
+    kind: str
+    entry_id: str | None
+    call_id: str | None
+    seq: int | None
+    call_state: str | None
+    location: str | None
+    payload: str  # the JSON exactly as the PBX sent it
+
+    @property
+    def key(self) -> str:
+        return hashlib.blake2b(f"{self.kind}\0{self.payload}".encode(), digest_size=16).hexdigest()
+
+
+async def write_journal(pool: asyncpg.Pool, batch: list[JournalEntry]) -> None:
+    await pool.execute(
+        """
+        INSERT INTO call_events (account_id, kind, entry_id, call_id, seq, call_state, location,
+                                 payload, journal_key)
+        SELECT a, k, e, c, s, st, l, p::jsonb, j
+        FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                    $7::text[], $8::text[], $9::text[]) AS t(a, k, e, c, s, st, l, p, j)
+        ON CONFLICT (account_id, journal_key) DO NOTHING
+        """,
+        [e.account_id for e in batch],
+        [e.kind for e in batch],
+        [e.entry_id for e in batch],
+        [e.call_id for e in batch],
+        [e.seq for e in batch],
+        [e.call_state for e in batch],
+        [e.location for e in batch],
+        [e.payload for e in batch],
+        [e.key for e in batch],
+    )

@@ -1,0 +1,40 @@
+"""The app's typed keys: everything a handler may reach, set once at start."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import ClientSession, web
+
+from cache.accounts import AccountRegistry
+from cache.index import IndexRegistry
+from cache.keeper import IndexKeeper
+from router.batcher import BatchWriter
+from router.config import Config
+from router.journal import JournalEntry
+from router.metrics import Metrics
+from router.pbx_client import PbxClient
+from router.routing import Router
+
+__all__ = [
+    "ACCOUNTS",
+    "CONFIG",
+    "HTTP",
+    "INDEXES",
+    "JOURNAL",
+    "KEEPER",
+    "METRICS",
+    "PBX",
+    "POOL",
+    "ROUTER",
+]
+
+CONFIG = web.AppKey("config", Config)
+POOL = web.AppKey("pool", asyncpg.Pool)
+HTTP = web.AppKey("http", ClientSession)
+INDEXES = web.AppKey("indexes", IndexRegistry)
+ACCOUNTS = web.AppKey("accounts", AccountRegistry)
+KEEPER = web.AppKey("keeper", IndexKeeper)
+METRICS = web.AppKey("metrics", Metrics)
+PBX = web.AppKey("pbx", PbxClient)
+ROUTER = web.AppKey("router", Router)
+JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

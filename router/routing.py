@@ -1,0 +1,194 @@
+"""The hot path: a known client calls, and the call goes to the client's own manager.
+
+Read top to bottom, this is all of it. The trigger's handler starts
+``Router.route`` and answers the PBX without waiting. The decision comes from
+the in-memory index (no database, no CRM); the one database statement on the
+path is the claim across replicas, which waits a few milliseconds at most.
+The command goes out only while it can still be sent before the deadline; a
+miss, an error or a timeout sends nothing, and the PBX's default scheme goes
+on. Every decision is recorded (batched) and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from contextlib import suppress
+from typing import Literal
+
+import asyncpg
+
+from cache.index import IndexRegistry
+from lookup.accounts import Account
+from lookup.crm_lookup import CrmLookup
+from lookup.phones import phone_key
+from lookup.rules import Decision
+from lookup.sql_lookup import decide_sql
+from router.batcher import BatchWriter
+from router.claims import Claims
+from router.decisions import DecisionRecord
+from router.events import CallEvent
+from router.metrics import Metrics
+from router.pbx_client import CommandResult, PbxClient
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Router"]
+
+_COMMAND_TIMEOUT = 2.0  # how long we wait for the PBX's answer to commands/route
+
+
+class Router:
+    __slots__ = ("_claims", "_crm", "_deadline", "_decisions", "_indexes", "_metrics", "_mode",
+                 "_pbx", "_pool", "_tasks")
+
+    def __init__(
+        self,
+        *,
+        deadline_ms: int,
+        mode: Literal["index", "sql", "crm"],
+        indexes: IndexRegistry,
+        claims: Claims,
+        pbx: PbxClient,
+        decisions: BatchWriter[DecisionRecord],
+        metrics: Metrics,
+        pool: asyncpg.Pool,
+        crm: CrmLookup | None = None,
+    ) -> None:
+        self._deadline = deadline_ms / 1000
+        self._mode = mode
+        self._indexes = indexes
+        self._claims = claims
+        self._pbx = pbx
+        self._decisions = decisions
+        self._metrics = metrics
+        self._pool = pool
+        self._crm = crm
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, account: Account, call: CallEvent, received_at: float) -> None:
+        """Route in the background: the PBX's 200 does not wait for it."""
+        task = asyncio.create_task(self.route(account, call, received_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def ended(self, account_id: int, call_or_entry: str) -> None:
+        self._claims.mark_ended(account_id, call_or_entry)
+
+    async def route(self, account: Account, call: CallEvent, received_at: float) -> None:
+        number = call.from_number or ""
+        if self._claims.ended(account.id, call.entry_id, call.call_id):
+            self._record(account, call, number, "ended", received_at)
+            return
+        key = phone_key(number, account.settings.default_region)
+        if key is None:
+            self._record(account, call, number, "bad_number", received_at)
+            return
+        try:
+            decision = await self.decide(account, key)
+        except Exception:
+            logger.exception("lookup failed", extra={"account": account.name})
+            self._record(account, call, str(key), "lookup_error", received_at)
+            return
+        if decision is None:
+            self._record(account, call, str(key), "not_ready", received_at)
+            return
+        if not decision.routed:
+            self._record(account, call, decision.number, decision.reason or "", received_at,
+                         decision)
+            return
+        if not self._claims.claim_here(account.id, call.entry_id):
+            self._record(account, call, decision.number, "duplicate", received_at, decision)
+            return
+        if await self._claims.claim_shared(account.id, call.entry_id, call.call_id) is False:
+            self._record(account, call, decision.number, "claimed_elsewhere", received_at,
+                         decision)
+            return
+        if account.settings.dry_run:
+            self._record(account, call, decision.number, "dry_run", received_at, decision)
+            return
+        if time.monotonic() - received_at >= self._deadline:
+            self._record(account, call, decision.number, "late", received_at, decision)
+            return
+        command_id = uuid.uuid4().hex
+        sent_at = time.monotonic()
+        self._metrics.route_latency.observe(sent_at - received_at)
+        result = await self._pbx.command(
+            account,
+            "commands/route",
+            {"command_id": command_id, "call_id": call.call_id, "to_number": decision.extension},
+            within=_COMMAND_TIMEOUT,
+        )
+        label = _result_label(result)
+        self._metrics.pbx_commands.labels(label).inc()
+        outcome = "routed" if result.accepted else "pbx_" + label
+        if not result.accepted:
+            logger.warning("route not accepted by the PBX", extra={
+                "account": account.name, "entry_id": call.entry_id, "result": label})
+        self._record(account, call, decision.number, outcome, received_at, decision,
+                     command_id=command_id, result=result, sent_at=sent_at)
+
+    async def decide(self, account: Account, key: int) -> Decision | None:
+        """The decision by the configured lookup; None while the index is not loaded."""
+        if self._mode == "index":
+            index = self._indexes.get(account.id)
+            return None if index is None else index.decide_key(key)
+        if self._mode == "sql":
+            async with self._pool.acquire() as con:
+                return await decide_sql(con, account.id, key)
+        assert self._crm is not None
+        return await self._crm.decide(key)
+
+    def _record(
+        self,
+        account: Account,
+        call: CallEvent,
+        number: str,
+        outcome: str,
+        received_at: float,
+        decision: Decision | None = None,
+        *,
+        command_id: str | None = None,
+        result: CommandResult | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        self._metrics.decisions.labels(outcome).inc()
+        self._decisions.put_nowait(DecisionRecord(
+            account_id=account.id,
+            entry_id=call.entry_id,
+            call_id=call.call_id,
+            number=number,
+            outcome=outcome,
+            reason=decision.reason if decision is not None else None,
+            client_id=decision.client_id if decision is not None else None,
+            employee_id=decision.employee_id if decision is not None else None,
+            extension=decision.extension if decision is not None else None,
+            command_id=command_id,
+            pbx_status=result.http_status if result is not None else None,
+            pbx_result=result.result if result is not None else None,
+            latency_us=int(((sent_at or time.monotonic()) - received_at) * 1_000_000),
+        ))
+
+    async def drain(self, *, within: float) -> None:
+        """Let routes in flight finish (graceful shutdown), then cancel what is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+        for task in list(self._tasks):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+def _result_label(result: CommandResult) -> str:
+    """A bounded label for what the PBX answered."""
+    if result.http_status is None:
+        return "timeout" if result.error == "timeout" else "connection_error"
+    if result.http_status == 429:
+        return "rate_limited"
+    if result.http_status >= 500:
+        return "http_5xx"
+    if result.http_status >= 400:
+        return "http_4xx"
+    return "1000" if result.result == 1000 else "rejected"

@@ -1,0 +1,109 @@
+"""The PBX's notifications (PROTOCOLS §1): check, journal, start routing, answer.
+
+Order matters: the account is found by its key and the signature checked
+before anything is read or stored (403 otherwise); malformed input is a 400
+with a reason; the routing trigger is started before the journal write, so
+the decision never waits for the database; the 200 waits for the journal, so
+an answered event is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from lookup.accounts import Account
+from router.events import BadRequest, CallEvent, check_fields
+from router.journal import JournalEntry
+from router.keys import ACCOUNTS, JOURNAL, METRICS, ROUTER
+from router.signing import verify
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["setup_webhooks"]
+
+_JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stays queued
+_KINDS = {"events/call": "call", "events/summary": "summary", "events/recording": "recording",
+          "events/dtmf": "dtmf"}
+
+
+def setup_webhooks(app: web.Application) -> None:
+    app.router.add_post("/mango/events/{event}", handle_event)
+    app.router.add_post("/mango/result/{command}", handle_event)
+    app.router.add_post("/mango/ping", handle_ping)
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _signed_json(
+    request: web.Request,
+) -> tuple[Account, dict[str, Any], str] | web.Response:
+    """The account and the parsed JSON of a signed request, or the response refusing it."""
+    try:
+        form = await request.post()
+    except ValueError:
+        return _refuse(400, "body is not a form")
+    key, sign, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
+    if not isinstance(key, str) or not isinstance(sign, str) or not isinstance(raw, str):
+        return _refuse(400, "vpbx_api_key, sign and json are required form fields")
+    account = request.app[ACCOUNTS].by_key(key)
+    if account is None or not verify(key, raw, account.mango_api_salt, sign):
+        return _refuse(403, "unknown vpbx_api_key or bad sign")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _refuse(400, "json is not valid JSON")
+    if not isinstance(body, dict):
+        return _refuse(400, "json must be an object")
+    if "\\u0000" in raw:
+        return _refuse(400, "json must not contain NUL characters")
+    return account, body, raw
+
+
+async def handle_ping(request: web.Request) -> web.Response:
+    checked = await _signed_json(request)
+    if isinstance(checked, web.Response):
+        return checked
+    return web.json_response({"result": 1000})
+
+
+async def handle_event(request: web.Request) -> web.Response:
+    received_at = time.monotonic()
+    checked = await _signed_json(request)
+    if isinstance(checked, web.Response):
+        return checked
+    account, body, raw = checked
+    path = request.path.removeprefix("/mango/")
+    kind = _KINDS.get(path) or ("result" if path.startswith("result/") else None)
+    if kind is None:
+        return _refuse(404, "unknown notification")
+    router = request.app[ROUTER]
+    try:
+        if kind == "call":
+            call = CallEvent(body)
+            if call.is_trigger and account.settings.route_to_responsible:
+                router.start(account, call, received_at)
+            elif call.call_state == "Disconnected" and call.location == "ivr":
+                router.ended(account.id, call.call_id)
+            entry = JournalEntry(account.id, kind, call.entry_id, call.call_id, call.seq,
+                                 call.call_state, call.location, raw)
+        else:
+            entry_id, _command = check_fields(kind, body)
+            if kind == "summary" and entry_id:
+                router.ended(account.id, entry_id)
+            entry = JournalEntry(account.id, kind, entry_id, None, None, None, None, raw)
+    except BadRequest as exc:
+        return _refuse(400, str(exc))
+    request.app[METRICS].events.labels(kind).inc()
+    try:
+        await request.app[JOURNAL].put(entry, within=_JOURNAL_WAIT)
+    except TimeoutError:
+        logger.error("journal write is late; answering 503", extra={"account": account.name})
+        return _refuse(503, "journal unavailable, retry later")
+    return web.json_response({"result": 1000})
