@@ -54,6 +54,7 @@ DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
 HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
+_POOL_CLOSE = 5.0
 
 
 def create_app(config: Config) -> web.Application:
@@ -90,7 +91,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DSN] = dsn
     app[POOL] = pool
     yield
-    await pool.close()
+    try:
+        await asyncio.wait_for(pool.close(), _POOL_CLOSE)
+    except TimeoutError:
+        logger.warning("database connections still busy at shutdown; terminating them")
+        pool.terminate()
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:

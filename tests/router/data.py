@@ -1,0 +1,32 @@
+"""A small data set covering every routing rule, shared by the router tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EMPLOYEES: list[dict[str, Any]] = [
+    {"type": "employee", "id": "1", "name": "Anna", "extension": "101", "active": True},
+    {"type": "employee", "id": "2", "name": "Boris", "extension": "102", "active": True},
+    {"type": "employee", "id": "3", "name": "Vera", "extension": "103", "active": False},
+    {"type": "employee", "id": "4", "name": "Gleb", "extension": None, "active": True},
+]
+
+
+def client(cid: str, phones: list[str], *resp: tuple[str, str]) -> dict[str, Any]:
+    return {"type": "client", "id": cid, "kind": "human", "name": f"Client {cid}",
+            "phones": phones, "responsibles": [{"type": t, "id": i} for t, i in resp]}
+
+
+CLIENTS: list[dict[str, Any]] = [
+    client("10", ["+7 (916) 123-45-67"], ("employee", "1")),            # routed to 101
+    client("11", ["8 916 000-00-02"], ("client", "10"), ("employee", "2")),  # -> 102
+    client("12", ["79160000003"], ("employee", "3"), ("employee", "2")),  # blocked -> 102
+    client("13", ["79160000004"], ("employee", "4"), ("employee", "1")),  # no_extension
+    client("14", ["79160000005"], ("employee", "3")),                    # no_active_responsible
+    client("9", ["79160000006"], ("employee", "2")),                     # 9 < 20: -> 102
+    client("20", ["79160000006"], ("employee", "1")),
+]
+
+ROUTED = "79161234567"
+UNKNOWN = "79990000000"
+ALL = EMPLOYEES + CLIENTS

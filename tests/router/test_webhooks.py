@@ -1,0 +1,182 @@
+"""PBX notifications: signatures, malformed input, the journal, repeats and order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from emulators.pbx import PbxCaller
+from router.signing import sign
+from tests.conftest import Service, call_event
+from tests.router.data import ROUTED
+
+
+async def journal(dsn: str) -> list[asyncpg.Record]:
+    con = await asyncpg.connect(dsn)
+    try:
+        return await con.fetch("SELECT * FROM call_events ORDER BY id")
+    finally:
+        await con.close()
+
+
+async def test_valid_event_is_journaled_before_the_answer(service: Service) -> None:
+    status, body = await service.event("events/call", call_event("e1", "79990000001"))
+    assert (status, orjson.loads(body)) == (200, {"result": 1000})
+    rows = await journal(service.dsn)  # read right after the 200: no waiting
+    assert [(r["kind"], r["entry_id"], r["call_state"]) for r in rows] == [
+        ("call", "e1", "Appeared")]
+    assert orjson.loads(rows[0]["payload"])["from"] == {"number": "79990000001"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("events/summary", {"entry_id": "e1", "call_direction": 1, "entry_result": 1,
+                            "create_time": 1700000000, "talk_time": 0}),
+        ("events/recording", {"entry_id": "e1", "recording_id": "r1"}),
+        ("events/dtmf", {"entry_id": "e1", "dtmf": "1"}),
+        ("result/route", {"command_id": "c1", "result": 1000}),
+    ],
+)
+async def test_every_notification_kind_is_accepted_and_journaled(
+    service: Service, kind: str, payload: dict[str, Any]
+) -> None:
+    status, _ = await service.event(kind, payload)
+    assert status == 200
+    rows = await journal(service.dsn)
+    assert len(rows) == 1
+    assert rows[0]["kind"] == kind.split("/")[-1] if kind.startswith("events/") else "result"
+
+
+async def test_ping_answers(service: Service) -> None:
+    status, _ = await service.event("ping", {})
+    assert status == 200
+
+
+async def test_bad_sign_is_refused_and_nothing_is_stored(service: Service) -> None:
+    assert service.client.session is not None
+    forged = PbxCaller(service.client.session, str(service.client.make_url("/mango")),
+                       api_key="test-key", salt="wrong-salt")
+    status, _ = await forged.post("events/call", call_event("e1", ROUTED))
+    assert status == 403
+    await service.pbx.wait_routes(1, within=0.3)
+    assert service.pbx.routes() == []
+    assert await journal(service.dsn) == []
+
+
+async def test_unknown_key_is_refused_like_a_bad_sign(service: Service) -> None:
+    assert service.client.session is not None
+    stranger = PbxCaller(service.client.session, str(service.client.make_url("/mango")),
+                         api_key="other-key", salt="test-salt")
+    status, body = await stranger.post("events/call", call_event("e1", ROUTED))
+    assert status == 403
+    assert "sign" in orjson.loads(body)["error"]
+    assert await journal(service.dsn) == []
+
+
+def _form(raw: str) -> dict[str, str]:
+    return {"vpbx_api_key": "test-key", "sign": sign("test-key", raw, "test-salt"), "json": raw}
+
+
+MALFORMED: list[tuple[str, Any]] = [
+    ("no-fields", {}),
+    ("no-json", {"vpbx_api_key": "test-key", "sign": "x"}),
+    ("not-json", _form("{not json")),
+    ("json-array", _form("[1, 2]")),
+    ("json-string", _form('"text"')),
+    ("no-entry", _form(orjson.dumps({"call_id": "c", "call_state": "Appeared"}).decode())),
+    ("bad-state", _form(orjson.dumps({**call_event("e", ROUTED), "call_state": "Ringing"})
+                        .decode())),
+    ("from-not-object", _form(orjson.dumps({**call_event("e", ROUTED), "from": "791"})
+                              .decode())),
+    ("seq-not-number", _form(orjson.dumps({**call_event("e", ROUTED), "seq": "first"})
+                             .decode())),
+    ("seq-huge", _form(orjson.dumps(call_event("e", ROUTED)).decode()
+                       .replace('"seq":1', '"seq":' + "9" * 30))),
+    ("seq-above-bigint", _form(orjson.dumps({**call_event("e", ROUTED), "seq": 2**62})
+                               .decode())),
+    ("entry-is-list", _form(orjson.dumps({**call_event("e", ROUTED), "entry_id": [1]})
+                            .decode())),
+    ("nul-char", _form(orjson.dumps({**call_event("e", ROUTED), "entry_id": "a\u0000b"})
+                       .decode())),
+]
+
+
+@pytest.mark.parametrize(("name", "form"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_malformed_event_gets_400_with_a_reason(
+    service: Service, name: str, form: dict[str, str]
+) -> None:
+    resp = await service.client.post("/mango/events/call", data=form)
+    assert resp.status == 400, name
+    assert (await resp.json())["error"]
+    assert await journal(service.dsn) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("events/summary", {"call_direction": 1}),
+        ("events/summary", {"entry_id": "e1", "entry_result": "yes"}),
+        ("result/route", {"command_id": "c1"}),
+        ("events/recording", {"entry_id": {"a": 1}}),
+    ],
+)
+async def test_malformed_other_notifications_get_400(
+    service: Service, kind: str, payload: dict[str, Any]
+) -> None:
+    status, body = await service.event(kind, payload)
+    assert status == 400
+    assert orjson.loads(body)["error"]
+
+
+async def test_garbage_bodies_never_get_a_5xx(service: Service) -> None:
+    bodies: list[bytes] = [b"", b"\xff\xfe", b"json=%ZZ", b"a=b&a=c", b"json=" + b"x" * 100_000,
+                           b"vpbx_api_key=test-key&sign=&json=", b"\x00" * 64]
+    for body in bodies:
+        for path in ("/mango/events/call", "/mango/events/summary", "/mango/result/route",
+                     "/mango/ping"):
+            resp = await service.client.post(
+                path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert resp.status < 500, (path, body[:20], resp.status)
+
+
+async def test_repeated_event_is_stored_once(service: Service) -> None:
+    body = call_event("e1", "79990000001", seq=2, state="Connected", location="abonent")
+    for _ in range(3):
+        status, _ = await service.event("events/call", body)
+        assert status == 200
+    assert len(await journal(service.dsn)) == 1
+
+
+async def test_events_out_of_order_are_all_kept_and_read_back_in_seq_order(
+    service: Service,
+) -> None:
+    events = [call_event("e1", "79990000001", seq=s, state=st, location=loc)
+              for s, st, loc in [(4, "Disconnected", "abonent"), (1, "Appeared", "ivr"),
+                                 (3, "Connected", "abonent"), (2, "Disconnected", "ivr")]]
+    await asyncio.gather(*(service.event("events/call", e) for e in events))
+    con = await asyncpg.connect(service.dsn)
+    try:
+        seqs = [r["seq"] for r in await con.fetch(
+            "SELECT seq FROM call_events WHERE entry_id = 'e1' ORDER BY seq")]
+    finally:
+        await con.close()
+    assert seqs == [1, 2, 3, 4]
+
+
+async def test_many_concurrent_events_are_all_journaled_in_few_round_trips(
+    service: Service,
+) -> None:
+    events = [call_event(f"e{i}", "79990000001", state="Connected", location="abonent")
+              for i in range(200)]
+    results = await asyncio.gather(*(service.event("events/call", e) for e in events))
+    assert all(status == 200 for status, _ in results)
+    assert len(await journal(service.dsn)) == 200
+    metrics = await (await service.client.get("/metrics")).text()
+    count = next(line for line in metrics.splitlines()
+                 if line.startswith("mango_router_journal_batch_size_count"))
+    assert float(count.split()[-1]) < 200  # batched: fewer writes than events
