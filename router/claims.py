@@ -1,10 +1,13 @@
 """Never two routes for one entry: a claim per entry, in this process and across replicas.
 
-The process claim is a bounded in-memory set. The replica claim is one short
-INSERT that only one replica can win; it is given a few milliseconds. If the
-database does not answer in time, or is down, routing goes on from memory
-with the process claim alone: a late route is worse than a rare duplicate
-across replicas while the database is unhealthy.
+The process claim is a bounded in-memory set. The replica claim is an INSERT
+that only one replica can win. Claims that arrive together go out together
+(one statement per batch, group-commit style), so a burst of calls costs a
+few round trips, not one each. A caller waits for its answer a few
+milliseconds at most; if the database does not answer in time, or is down,
+routing goes on from memory with the process claim alone (a late route is
+worse than a rare duplicate while the database is unhealthy). A statement
+that answers late still lands, so the other replicas still see the claim.
 """
 
 from __future__ import annotations
@@ -12,36 +15,58 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from contextlib import suppress
 
 import asyncpg
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Claims"]
+__all__ = ["Claims", "prepare_claim"]
 
 _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traffic)
+_BATCH = 500
 
 # No route after the greeting ended: the journal may already know of it.
 _CLAIM = """
 INSERT INTO route_claims (account_id, entry_id)
-SELECT $1, $2
+SELECT t.a, t.e FROM unnest($1::int4[], $2::text[], $3::text[]) AS t(a, e, c)
 WHERE NOT EXISTS (
-    SELECT 1 FROM call_events
-    WHERE account_id = $1 AND entry_id = $2
-      AND (kind = 'summary' OR (call_id = $3 AND call_state = 'Disconnected')))
+    SELECT 1 FROM call_events ev
+    WHERE ev.account_id = t.a AND ev.entry_id = t.e
+      AND (ev.kind = 'summary' OR (ev.call_id = t.c AND ev.call_state = 'Disconnected')))
 ON CONFLICT DO NOTHING
-RETURNING true
+RETURNING account_id, entry_id
 """
 
 
+async def prepare_claim(con: asyncpg.Connection) -> None:
+    """Pool ``init``: parse the claim once per connection, not on the first call's clock."""
+    await con.prepare(_CLAIM)
+
+
+_Ask = tuple[int, str, str, "asyncio.Future[bool | None]"]
+
+
 class Claims:
-    __slots__ = ("_ended", "_local", "_pool", "_within")
+    __slots__ = ("_ended", "_local", "_pending", "_pool", "_task", "_wake", "_within")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
         self._within = within_ms / 1000
         self._local: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._ended: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self._pending: list[_Ask] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="route-claims")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
 
     def claim_here(self, account_id: int, entry_id: str) -> bool:
         key = (account_id, entry_id)
@@ -63,13 +88,37 @@ class Claims:
 
     async def claim_shared(self, account_id: int, entry_id: str, call_id: str) -> bool | None:
         """True: ours. False: another replica's, or the call ended. None: no answer in time."""
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((account_id, entry_id, call_id, answer))
+        self._wake.set()
         try:
-            async with asyncio.timeout(self._within):
-                async with self._pool.acquire() as con:
-                    won = await con.fetchval(_CLAIM, account_id, entry_id, call_id)
+            return await asyncio.wait_for(asyncio.shield(answer), self._within)
         except TimeoutError:
+            logger.warning("route claim not answered in time; routing from memory",
+                           extra={"within_ms": self._within * 1000})
             return None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+                await self._claim(batch)
+
+    async def _claim(self, batch: list[_Ask]) -> None:
+        try:
+            async with self._pool.acquire() as con:
+                rows = await con.fetch(_CLAIM, [a[0] for a in batch], [a[1] for a in batch],
+                                       [a[2] for a in batch])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            logger.warning("route claim failed; routing from memory", extra={"error": repr(exc)})
-            return None
-        return bool(won)
+            logger.warning("route claims failed; routing from memory",
+                           extra={"error": repr(exc), "claims": len(batch)})
+            for *_, answer in batch:
+                if not answer.done():
+                    answer.set_result(None)
+            return
+        won = {(r["account_id"], r["entry_id"]) for r in rows}
+        for account_id, entry_id, _, answer in batch:
+            if not answer.done():
+                answer.set_result((account_id, entry_id) in won)

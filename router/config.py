@@ -102,7 +102,7 @@ def load_config(
         route_deadline_ms=env.integer("ROUTE_DEADLINE_MS", 1500, low=1, high=60_000),
         admin_token=env.text("ROUTER_ADMIN_TOKEN"),
         log_level=log_level,
-        claim_timeout_ms=env.integer("ROUTER_CLAIM_TIMEOUT_MS", 20, low=1, high=10_000),
+        claim_timeout_ms=env.integer("ROUTER_CLAIM_TIMEOUT_MS", 50, low=1, high=10_000),
         lookup_mode=lookup_mode,  # type: ignore[arg-type]  # checked just above
         lookup_crm_url=lookup_crm_url,
         lookup_crm_user=env.text("ROUTER_LOOKUP_CRM_USER") or "demo",

@@ -17,6 +17,7 @@ from router.routing import Router
 
 __all__ = [
     "ACCOUNTS",
+    "CLAIM_POOL",
     "CONFIG",
     "HTTP",
     "INDEXES",
@@ -30,6 +31,7 @@ __all__ = [
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
+CLAIM_POOL = web.AppKey("claim_pool", asyncpg.Pool)  # warm, only for route claims
 HTTP = web.AppKey("http", ClientSession)
 INDEXES = web.AppKey("indexes", IndexRegistry)
 ACCOUNTS = web.AppKey("accounts", AccountRegistry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import tempfile
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,13 +31,17 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One embedded PostgreSQL server for the whole run (DATABASE_URL wins when set)."""
+def pg_dsn() -> Iterator[str]:
+    """One embedded PostgreSQL server for the whole run (TEST_DATABASE_URL wins when set).
+
+    Its directory is outside pytest's private temp tree: the server runs as its
+    own system user, which must be able to reach it.
+    """
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         yield given
         return
-    yield ensure_embedded(tmp_path_factory.mktemp("pg"))
+    yield ensure_embedded(Path(tempfile.mkdtemp(prefix="mango-router-test-")), throwaway=True)
 
 
 def _with_db(dsn: str, name: str) -> str:
