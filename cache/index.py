@@ -91,40 +91,37 @@ class AccountIndex:
     def decide_key(self, key: int) -> Decision:
         number = str(key)
         base = self._base
-        uids = self._overlay_phones.get(key)
-        if uids is None:
-            i = bisect_left(base.phone_keys, key)
-            if i == len(base.phone_keys) or base.phone_keys[i] != key:
+        overlay_clients = self._overlay_clients
+        uids = self._overlay_phones.get(key) if self._overlay_phones else None
+        if uids is None:  # the common case: the number is as the base has it
+            keys = base.phone_keys
+            i = bisect_left(keys, key)
+            if i == len(keys) or keys[i] != key:
                 return Decision(number, NO_CLIENT)
             slot = base.phone_slot[i]
-            uid = base.client_uid[slot]
-            entry = self._overlay_clients.get(uid, _MISSING)
-            if entry is _MISSING:
+            if not overlay_clients or base.client_uid[slot] not in overlay_clients:
                 return self._decide_base(number, slot)
+            entry = overlay_clients[base.client_uid[slot]]
         else:
             if not uids:
                 return Decision(number, NO_CLIENT)
-            uid = uids[0]
-            entry = self._overlay_clients.get(uid, _MISSING)
+            entry = overlay_clients.get(uids[0], _MISSING)
             if entry is _MISSING:
-                found = self._base_slot(uid)
+                found = self._base_slot(uids[0])
                 if found is None:  # cannot happen while overlays are kept whole
                     return Decision(number, NO_CLIENT)
                 return self._decide_base(number, found)
         if entry is None:
             return Decision(number, NO_CLIENT)
-        employees = self._employees
-        return decide_for_client(number, entry.crm_id, [employees[s] for s in entry.responsibles])
+        return decide_for_client(number, entry.crm_id, self._employees, entry.responsibles)
 
     def _decide_base(self, number: str, slot: int) -> Decision:
         base = self._base
-        employees = self._employees
-        responsibles = [
-            employees[s] for s in base.resp_slot[base.resp_start[slot] : base.resp_start[slot + 1]]
-        ]
         crm = base.client_crm[slot]
         client_id = str(crm) if crm >= 0 else base.odd_crm_ids[base.client_uid[slot]]
-        return decide_for_client(number, client_id, responsibles)
+        starts = base.resp_start
+        return decide_for_client(number, client_id, self._employees, base.resp_slot,
+                                 starts[slot], starts[slot + 1])
 
     def _base_slot(self, uid: int) -> int | None:
         client_uid = self._base.client_uid

@@ -71,7 +71,8 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
         client_uid, client_crm = clients[0], clients[1]
         odd_rows = await con.fetch(
             """SELECT uid, crm_id FROM clients WHERE account_id = $1 AND NOT dropped
-               AND (crm_order IS NULL OR crm_order > $2) ORDER BY crm_id""",
+               AND (crm_order IS NULL OR crm_order > $2)
+               ORDER BY crm_order NULLS LAST, crm_id""",
             account_id,
             _I64_MAX,
         )
@@ -114,7 +115,7 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
     live = (client_uid[slot] == phone_uid) if len(client_uid) else np.zeros(0, dtype=bool)
     phone_key, slot = phone_key[live], slot[live]
     crm_order = client_crm.copy()
-    for rank, uid in enumerate(odd_crm_ids):  # rows came sorted by crm_id
+    for rank, uid in enumerate(odd_crm_ids):  # rows came in "first found" order
         odd_slot = int(np.searchsorted(client_uid, uid))
         crm_order[odd_slot] = _ODD_ORDER + rank
     by = np.lexsort((crm_order[slot], phone_key))

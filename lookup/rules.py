@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "NO_ACTIVE_RESPONSIBLE",
@@ -36,8 +37,9 @@ class EmployeeRef:
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One per call: a tuple, the cheapest immutable record Python makes."""
+
     number: str  # canonical form
     reason: str | None  # None when routed
     client_id: str | None = None
@@ -62,10 +64,18 @@ class Decision:
 def decide_for_client(
     number: str,
     client_id: str,
-    responsibles: Sequence[EmployeeRef | None],
+    employees: Sequence[EmployeeRef | None],
+    responsibles: Sequence[int],
+    start: int = 0,
+    end: int | None = None,
 ) -> Decision:
-    """``responsibles``: the client's employee responsibles in CRM order (None: unknown one)."""
-    for employee in responsibles:
+    """Walk ``responsibles[start:end]`` (slots of ``employees``, CRM order) by the rules.
+
+    A slot whose employee the copy does not know (None) is skipped like an
+    inactive one. The range form spares the hot path a slice per call.
+    """
+    for i in range(start, len(responsibles) if end is None else end):
+        employee = employees[responsibles[i]]
         if employee is None or not employee.active:
             continue
         if not employee.extension:

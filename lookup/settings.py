@@ -60,11 +60,20 @@ class Settings:
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Settings:
-        """Settings from the database; unknown keys are ignored, bad ones keep defaults."""
-        try:
-            return merge_update(cls(), stored, check_refs=False)
-        except SettingsError:
-            return cls()
+        """Settings from the database; unknown keys are ignored, bad ones keep defaults.
+
+        Key by key, so one stale or bad value never resets the others.
+        """
+        good: dict[str, Any] = {}
+        for key, value in stored.items():
+            check = _FIELDS.get(key)
+            if check is None:
+                continue
+            try:
+                good[key] = check(key, value)
+            except SettingsError:
+                continue
+        return replace(cls(), **good)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

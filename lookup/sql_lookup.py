@@ -34,9 +34,9 @@ async def decide_sql(con: Conn, account_id: int, key: int) -> Decision:
     number = str(key)
     if not rows:
         return Decision(number, NO_CLIENT)
-    responsibles = [
+    employees = [
         EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
         if r["employee_id"] is not None else None
         for r in rows
     ]
-    return decide_for_client(number, rows[0]["client_id"], responsibles)
+    return decide_for_client(number, rows[0]["client_id"], employees, range(len(employees)))

@@ -1,0 +1,78 @@
+"""Migrations: applied once each, even by two processes starting at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import asyncpg
+import pytest
+
+from lookup.schema import apply_migrations
+
+_names = itertools.count()
+
+
+def _with_db(dsn: str, name: str) -> str:
+    base, _, query = dsn.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+async def empty_dsn(pg_dsn: str) -> AsyncIterator[str]:
+    """A brand-new database with no schema (not copied from the migrated template)."""
+    name = f"mr_empty_{os.getpid()}_{next(_names)}"
+    con = await asyncpg.connect(pg_dsn)
+    try:
+        await con.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    finally:
+        await con.close()
+    yield _with_db(pg_dsn, name)
+    con = await asyncpg.connect(pg_dsn)
+    try:
+        await con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await con.close()
+
+
+def _migration_files() -> list[str]:
+    return sorted(f.name for f in resources.files("lookup.migrations").iterdir()
+                  if f.name.endswith(".sql"))
+
+
+async def test_two_connections_migrating_at_once_apply_each_file_exactly_once(
+    empty_dsn: str,
+) -> None:
+    files = _migration_files()
+    assert files, "no migrations found"
+    first, second = await asyncpg.connect(empty_dsn), await asyncpg.connect(empty_dsn)
+    try:
+        assert await first.fetchval("SELECT to_regclass('accounts')") is None
+        applied = await asyncio.gather(apply_migrations(first), apply_migrations(second))
+        assert sorted(applied[0] + applied[1]) == files
+        assert sorted(applied, key=len) == [[], files]
+        rows = await first.fetch("SELECT name FROM schema_migrations ORDER BY name")
+        assert [r["name"] for r in rows] == files
+        assert await first.fetchval("SELECT to_regclass('accounts')") is not None
+        # the advisory lock was given back: a third run finds nothing to do
+        assert await apply_migrations(second) == []
+        held = await first.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())")
+        assert held == 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_migrations_on_a_migrated_database_apply_nothing(dsn: str) -> None:
+    con = await asyncpg.connect(dsn)
+    try:
+        assert await apply_migrations(con) == []
+        rows = await con.fetch("SELECT name FROM schema_migrations ORDER BY name")
+        assert [r["name"] for r in rows] == _migration_files()
+    finally:
+        await con.close()
