@@ -1,9 +1,9 @@
 """The in-memory index: caller number -> client -> ordered responsibles -> employee.
 
-Per account, a compact base built from the database (sorted arrays, about 40
+Per account, a compact base built from the database (flat arrays, about 40
 bytes a phone) plus small overlays for what changed since it was built. Phone
 keys are sorted with the clients of one number in "first found" order, so a
-lookup is one bisect. Responsibles are stored as employee slots and resolved
+lookup is one short bisect. Responsibles are stored as employee slots and resolved
 at lookup time, so blocking an employee or changing an extension takes effect
 for all their clients at once, without a rebuild.
 
@@ -33,25 +33,34 @@ class ClientEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BaseArrays:
-    """The bulk of an account's index, built in one go (``cache.loader``)."""
+    """The bulk of an account's index, built in one go (``cache.loader``).
+
+    Laid out for few cache misses per lookup: a bucket directory narrows the
+    bisect to a handful of keys, and a client's CRM id and responsibles range
+    sit side by side in ``client_rec``.
+    """
 
     phone_keys: array[int]  # 'q', sorted; a number with several clients repeats
-    phone_slot: array[int]  # 'l': client slot of each phone key
+    phone_slot: array[int]  # 'i': client slot of each phone key
+    bucket_start: array[int]  # 'i', len = buckets + 1: bucket -> range in phone_keys
+    bucket_base: int  # key of the first bucket's lower edge
+    bucket_width: int  # keys a bucket spans (the edge buckets take all beyond)
     client_uid: array[int]  # 'q', sorted: the database uid of each client slot
-    client_crm: array[int]  # 'q': the CRM id as an int, or -1 (see odd_crm_ids)
-    resp_start: array[int]  # 'l', len = clients + 1: client slot -> range in resp_slot
-    resp_slot: array[int]  # 'l': employee slots in CRM order
+    client_rec: array[int]  # 'q', 3 per slot: CRM id as int (-1: odd), resp start, end
+    resp_slot: array[int]  # 'i': employee slots in CRM order
     odd_crm_ids: dict[int, str]  # uid -> CRM id, for ids that are not plain digits
 
     @classmethod
     def empty(cls) -> BaseArrays:
         return cls(
             phone_keys=array("q"),
-            phone_slot=array("l"),
+            phone_slot=array("i"),
+            bucket_start=array("i", [0, 0]),
+            bucket_base=0,
+            bucket_width=1,
             client_uid=array("q"),
-            client_crm=array("q"),
-            resp_start=array("l", [0]),
-            resp_slot=array("l"),
+            client_rec=array("q"),
+            resp_slot=array("i"),
             odd_crm_ids={},
         )
 
@@ -94,9 +103,14 @@ class AccountIndex:
         overlay_clients = self._overlay_clients
         uids = self._overlay_phones.get(key) if self._overlay_phones else None
         if uids is None:  # the common case: the number is as the base has it
+            buckets = base.bucket_start
+            bucket = (key - base.bucket_base) // base.bucket_width
+            last = len(buckets) - 2
+            bucket = 0 if bucket < 0 else last if bucket > last else bucket
+            hi = buckets[bucket + 1]
             keys = base.phone_keys
-            i = bisect_left(keys, key)
-            if i == len(keys) or keys[i] != key:
+            i = bisect_left(keys, key, buckets[bucket], hi)
+            if i == hi or keys[i] != key:
                 return Decision(number, NO_CLIENT)
             slot = base.phone_slot[i]
             if not overlay_clients or base.client_uid[slot] not in overlay_clients:
@@ -117,11 +131,12 @@ class AccountIndex:
 
     def _decide_base(self, number: str, slot: int) -> Decision:
         base = self._base
-        crm = base.client_crm[slot]
+        rec = base.client_rec
+        at = slot * 3
+        crm = rec[at]
         client_id = str(crm) if crm >= 0 else base.odd_crm_ids[base.client_uid[slot]]
-        starts = base.resp_start
         return decide_for_client(number, client_id, self._employees, base.resp_slot,
-                                 starts[slot], starts[slot + 1])
+                                 rec[at + 1], rec[at + 2])
 
     def _base_slot(self, uid: int) -> int | None:
         client_uid = self._base.client_uid

@@ -29,6 +29,7 @@ __all__ = ["build_base", "load_account_index", "load_employees", "refresh"]
 _I64_MAX = 2**63 - 1
 _COPY_HEADER = 19  # signature, flags, header extension length
 _ODD_ORDER = 2**62  # non-digit CRM ids sort after all digit ones
+_KEYS_PER_BUCKET = 8
 
 
 async def load_account_index(
@@ -105,8 +106,8 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
     # keep only responsibles of live clients, contiguous per client
     counts = resp_end - resp_start
     resp_slot = resp_slot[_ranges(resp_start, counts)]
-    starts = np.zeros(len(client_uid) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
+    ends = np.cumsum(counts)
+    client_rec = np.stack([client_crm, ends - counts, ends], axis=1).reshape(-1)
 
     # phones: live clients only, sorted by (key, "first found" order)
     phone_key, phone_uid = phones[0], phones[1]
@@ -119,14 +120,18 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
         odd_slot = int(np.searchsorted(client_uid, uid))
         crm_order[odd_slot] = _ODD_ORDER + rank
     by = np.lexsort((crm_order[slot], phone_key))
+    phone_key, slot = phone_key[by], slot[by]
+    bucket_start, bucket_base, bucket_width = _directory(phone_key)
 
     base = BaseArrays(
-        phone_keys=_to_array("q", phone_key[by]),
-        phone_slot=_to_array("l", slot[by]),
+        phone_keys=_to_array("q", phone_key),
+        phone_slot=_to_array("i", slot),
+        bucket_start=_to_array("i", bucket_start),
+        bucket_base=bucket_base,
+        bucket_width=bucket_width,
         client_uid=_to_array("q", client_uid),
-        client_crm=_to_array("q", client_crm),
-        resp_start=_to_array("l", starts),
-        resp_slot=_to_array("l", resp_slot),
+        client_rec=_to_array("q", client_rec),
+        resp_slot=_to_array("i", resp_slot),
         odd_crm_ids=odd_crm_ids,
     )
     index.replace_base(base, slots, employees)
@@ -146,6 +151,22 @@ def _release_memory() -> None:
             trim(0)
 
 
+def _directory(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int, int]:
+    """Equal-width buckets over the bulk of the keys, about eight keys each.
+
+    The bulk is the 1st to 99th percentile, so a few foreign numbers far from
+    the rest do not stretch every bucket; keys beyond it fall in the edge buckets.
+    """
+    if len(keys) == 0:
+        return np.array([0, 0], dtype=np.int64), 0, 1
+    low, high = (int(v) for v in np.percentile(keys, [1, 99], method="nearest"))
+    buckets = max(1, len(keys) // _KEYS_PER_BUCKET)
+    width = max(1, (high - low) // buckets + 1)
+    edges = low + width * np.arange(1, buckets, dtype=np.int64)
+    starts = np.concatenate(([0], np.searchsorted(keys, edges, side="left"), [len(keys)]))
+    return starts.astype(np.int64), low, width
+
+
 def _ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Concatenated ``range(start, start + count)`` for every pair, vectorised."""
     total = int(counts.sum())
@@ -157,8 +178,7 @@ def _ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt
 
 def _to_array(code: str, values: npt.NDArray[np.int64]) -> array[int]:
     out = array(code)
-    out.frombytes(values.astype(np.int64 if code == "q" else np.dtype(f"i{out.itemsize}"))
-                  .tobytes())
+    out.frombytes(values.astype(np.dtype(f"i{out.itemsize}")).tobytes())
     return out
 
 

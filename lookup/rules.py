@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 __all__ = [
     "NO_ACTIVE_RESPONSIBLE",
@@ -37,14 +36,38 @@ class EmployeeRef:
     active: bool
 
 
-class Decision(NamedTuple):
-    """One per call: a tuple, the cheapest immutable record Python makes."""
+class Decision:
+    """One per call: a slotted object with a plain ``__init__``, the cheapest record
+    Python makes (a NamedTuple or a frozen dataclass costs twice as much). Treat
+    it as immutable."""
 
-    number: str  # canonical form
-    reason: str | None  # None when routed
-    client_id: str | None = None
-    employee_id: str | None = None
-    extension: str | None = None
+    __slots__ = ("client_id", "employee_id", "extension", "number", "reason")
+
+    def __init__(
+        self,
+        number: str,  # canonical form
+        reason: str | None,  # None when routed
+        client_id: str | None = None,
+        employee_id: str | None = None,
+        extension: str | None = None,
+    ) -> None:
+        self.number = number
+        self.reason = reason
+        self.client_id = client_id
+        self.employee_id = employee_id
+        self.extension = extension
+
+    def _fields(self) -> tuple[str | None, ...]:
+        return (self.number, self.reason, self.client_id, self.employee_id, self.extension)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "Decision({})".format(", ".join(repr(f) for f in self._fields()))
 
     @property
     def routed(self) -> bool:
