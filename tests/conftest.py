@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-import tempfile
 import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
