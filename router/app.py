@@ -43,6 +43,7 @@ from router.keys import (
 from router.metrics import Metrics
 from router.pbx_client import PbxClient
 from router.routing import Router
+from router.calls_api import setup_calls_api
 from router.settings_api import setup_settings_api
 from router.sidecar import setup_sidecar
 from router.webhooks import setup_webhooks
@@ -76,6 +77,7 @@ def setup_routes(app: web.Application) -> None:
     setup_webhooks(app)
     setup_sidecar(app)
     setup_settings_api(app)
+    setup_calls_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
 
