@@ -22,6 +22,8 @@ from cache.keeper import IndexKeeper
 from lookup.accounts import upsert_default_account
 from lookup.crm_lookup import CrmLookup
 from lookup.db import create_pool, database_url
+from megaplan.sync import SyncOptions
+from megaplan.sync_poller import SyncService
 from router.batcher import BatchWriter
 from router.claims import Claims, prepare_claim
 from router.config import Config
@@ -46,6 +48,7 @@ from router.routing import Router
 from router.calls_api import setup_calls_api
 from router.settings_api import setup_settings_api
 from router.sidecar import setup_sidecar
+from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ def create_app(config: Config) -> web.Application:
     app[ACCOUNTS] = AccountRegistry()
     app[METRICS] = Metrics(phones=indexes.phones)
     app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, writers_ctx, router_ctx])
+    app.cleanup_ctx.append(sync_ctx)
     setup_routes(app)
     return app
 
@@ -78,6 +82,7 @@ def setup_routes(app: web.Application) -> None:
     setup_sidecar(app)
     setup_settings_api(app)
     setup_calls_api(app)
+    setup_sync_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
 
@@ -183,6 +188,19 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HOUSEKEEPING].cancel()
     with suppress(asyncio.CancelledError):
         await app[HOUSEKEEPING]
+
+
+async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
+    """CRM sync (megaplan.sync_poller): polls every account with Megaplan settings."""
+    config = app[CONFIG]
+    service = SyncService(app[DSN], app[ACCOUNTS], app[PBX],
+                          options=SyncOptions(rate=config.megaplan_rate),
+                          poll_seconds=config.megaplan_poll_seconds, metrics=app[METRICS])
+    task = asyncio.create_task(service.run(), name="crm-sync")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 async def _housekeeping(app: web.Application) -> None:

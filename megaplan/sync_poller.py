@@ -1,0 +1,169 @@
+"""Incremental sync inside ``serve``: every account with Megaplan settings is polled.
+
+One replica polls an account at a time: each account's loop holds
+``pg_try_advisory_lock`` on a dedicated connection (which also carries its
+writes); when that connection is lost the lock goes with it and any replica
+may take over. A full pass runs when the account has no copy yet (or no
+watermark, or a full pass was interrupted) and nightly; otherwise a pass reads
+what changed since the watermark. Nothing here is on the routing path: a CRM
+that is down or slow only delays the copy, and routing keeps the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+
+from cache.accounts import AccountRegistry
+from lookup.accounts import Account
+from megaplan.credentials import MegaplanCredentials
+from megaplan.sync import AccountSync, FullPass, SyncOptions, megaplan_credentials
+from megaplan.sync_store import copy_is_empty, read_state
+from router.metrics import Metrics
+from router.pbx_client import PbxClient
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOCK_CLASS", "NIGHTLY_AT", "SyncService", "full_due"]
+
+LOCK_CLASS = 0x53594E43  # "SYNC": pg_try_advisory_lock(LOCK_CLASS, account id)
+NIGHTLY_AT = time(3, 0)  # local time of the account's timezone
+_SUPERVISE_S = 1.0
+_LOCK_RETRY_S = 5.0
+
+
+def _last_night(now: datetime, timezone: str) -> datetime:
+    """The latest NIGHTLY_AT in the account's timezone that is not after ``now``."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    mark = datetime.combine(local.date(), NIGHTLY_AT, tzinfo=zone)
+    if mark > local:
+        mark -= timedelta(days=1)
+    return mark
+
+
+def full_due(state: dict[str, Any] | None, empty: bool, now: datetime, timezone: str,
+             since: datetime) -> bool:
+    """A full pass is due: no copy, no watermark, an interrupted pass, or a night passed
+    since the last full pass (or since ``since``, when this replica started polling)."""
+    if empty or state is None or state.get("watermark") is None or state.get("full_pending"):
+        return True
+    finished = state.get("full_finished_at") or since
+    return _last_night(now, timezone) > max(finished, since)
+
+
+class SyncService:
+    """Run ``run()`` as a task; cancelling it stops every account's loop."""
+
+    __slots__ = ("_accounts", "_dsn", "_metrics", "_options", "_pbx", "_poll_s", "_started",
+                 "_tasks")
+
+    def __init__(self, dsn: str, accounts: AccountRegistry, pbx: PbxClient, *,
+                 options: SyncOptions, poll_seconds: float, metrics: Metrics | None = None
+                 ) -> None:
+        self._dsn = dsn
+        self._accounts = accounts
+        self._pbx = pbx
+        self._options = options
+        self._poll_s = poll_seconds
+        self._metrics = metrics
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._started = datetime.now(UTC)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                wanted = {a.id for a in self._accounts.all() if megaplan_credentials(a)}
+                for account_id in wanted:
+                    task = self._tasks.get(account_id)
+                    if task is not None and task.done() and not task.cancelled():
+                        failure = task.exception()
+                        if failure is not None:
+                            logger.error("sync: an account loop failed; restarting it",
+                                         exc_info=failure, extra={"account_id": account_id})
+                    if task is None or task.done():
+                        self._tasks[account_id] = asyncio.create_task(
+                            self._account_loop(account_id), name=f"sync-{account_id}")
+                for account_id in set(self._tasks) - wanted:
+                    await _stop(self._tasks.pop(account_id))
+                await asyncio.sleep(_SUPERVISE_S)
+        finally:
+            for task in self._tasks.values():
+                await _stop(task)
+            self._tasks.clear()
+
+    async def _account_loop(self, account_id: int) -> None:
+        resume: FullPass | None = None
+        while self._account(account_id) is not None:
+            try:
+                con = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("sync: cannot connect; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(_LOCK_RETRY_S)
+                continue
+            try:
+                if await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS,
+                                      account_id):
+                    resume = await self._poll(con, account_id, resume)
+                    return  # the account is gone or has no CRM any more
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("sync: lost the database; will retry",
+                               extra={"account_id": account_id, "error": repr(exc)})
+            finally:
+                with suppress(Exception):
+                    await con.close(timeout=1)
+            await asyncio.sleep(min(self._poll_s, _LOCK_RETRY_S))
+
+    def _account(self, account_id: int) -> tuple[Account, MegaplanCredentials] | None:
+        account = self._accounts.by_id(account_id)
+        credentials = None if account is None else megaplan_credentials(account)
+        return None if account is None or credentials is None else (account, credentials)
+
+    async def _poll(self, con: asyncpg.Connection, account_id: int,
+                    resume: FullPass | None) -> FullPass | None:
+        """Poll while this connection holds the account's lock and the account has a CRM."""
+        async with AsyncExitStack() as stack:
+            sync: AccountSync | None = None
+            credentials: MegaplanCredentials | None = None
+            while (found := self._account(account_id)) is not None:
+                account, now_credentials = found
+                if sync is None or now_credentials != credentials:
+                    await stack.aclose()
+                    sync = await stack.enter_async_context(AccountSync(
+                        account, con, self._pbx, options=self._options, metrics=self._metrics))
+                    credentials = now_credentials
+                    logger.info("sync: polling the CRM", extra={"account": account.name})
+                sync.account = account  # settings (region) may have changed
+                resume = await self._once(con, sync, resume)
+                await asyncio.sleep(self._poll_s)
+                await con.fetchval("SELECT 1")  # the lock lives only as long as this connection
+        return resume
+
+    async def _once(self, con: asyncpg.Connection, sync: AccountSync,
+                    resume: FullPass | None) -> FullPass | None:
+        account = sync.account
+        state = await read_state(con, account.id)
+        if resume is not None or full_due(state, await copy_is_empty(con, account.id),
+                                          datetime.now(UTC), account.settings.timezone,
+                                          self._started):
+            report, run = await sync.full(resume)
+            return None if report.complete else run
+        assert state is not None
+        assert state["watermark"] is not None
+        await sync.incremental(state["watermark"])
+        return None
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
