@@ -30,6 +30,7 @@ from lookup.db import connect, database_url
 from lookup.importer import import_lines
 from lookup.phones import phone_key
 from lookup.sql_lookup import decide_sql
+from router import sync_cli
 from router.config import DEFAULT_MANGO_API_URL, Config, ConfigError, load_config
 from router.logs import setup_logging
 
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     pbx.add_argument("--salt", default="demo")
     pbx.add_argument("--clients", type=int, default=1000,
                      help="size of the matching Megaplan emulator's data set")
+    sync_cli.add_parsers(sub, emu)
     return parser
 
 
@@ -107,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "route": _route,
         "account": _account,
         "emulate": _emulate,
+        "sync": _sync,
+        "employee": _employee,
+        "demo": _demo,
     }
     sys.exit(uvloop.run(commands[args.command](config, args)))
 
@@ -209,6 +214,29 @@ async def _account(config: Config, args: argparse.Namespace) -> int:
 async def _emulate(config: Config, args: argparse.Namespace) -> int:
     from emulators.pbx import PbxState, run_pbx_emulator
 
+    if args.emulator == "megaplan":
+        return await _emulate_megaplan(args)
     if args.emulator == "pbx":
-        await run_pbx_emulator(args.host, args.port, PbxState(api_key=args.key, salt=args.salt))
+        from emulators.pbx_users import matching_users
+
+        users = matching_users(args.clients, args.seed)  # the Megaplan emulator's employees
+        await run_pbx_emulator(args.host, args.port,
+                               PbxState(api_key=args.key, salt=args.salt, users=users))
     return 0
+
+
+# --- CRM sync (issue #5): the commands themselves are in router.sync_cli ----------------
+async def _sync(config: Config, args: argparse.Namespace) -> int:
+    return await sync_cli.sync_command(config, args, _database)
+
+
+async def _employee(config: Config, args: argparse.Namespace) -> int:
+    return await sync_cli.employee_command(config, args, _database)
+
+
+async def _demo(config: Config, args: argparse.Namespace) -> int:
+    return await sync_cli.demo_command(config, args, _database)
+
+
+async def _emulate_megaplan(args: argparse.Namespace) -> int:
+    return await sync_cli.emulate_megaplan(args)
