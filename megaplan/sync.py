@@ -197,7 +197,7 @@ class AccountSync:
         m = self._metrics
         if m is not None:
             m.sync_duration.labels(report.kind).observe(report.duration_s)
-            m.sync_records.labels("clients").inc(report.written)
+            m.sync_records.labels("clients").inc(report.clients)
             m.sync_records.labels("employees").inc(report.employees)
             if report.errors:
                 m.sync_errors.labels("record").inc(report.errors)

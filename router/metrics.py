@@ -57,7 +57,7 @@ class Metrics:
             registry=r,
         )
         self.sync_records = Counter(
-            "mango_router_sync_records", "CRM records written by sync, by kind.", ["kind"],
+            "mango_router_sync_records", "CRM records read by sync, by kind.", ["kind"],
             registry=r,
         )
         self.sync_errors = Counter(

@@ -261,3 +261,21 @@ async def test_employees_without_a_pbx_user_keep_their_stored_extension_when_pbx
     assert await db.fetchval(
         "SELECT extension FROM employees WHERE crm_id = '1000001'") == "101"
     assert await db.fetchval("SELECT count(*) FROM employees WHERE crm_id = '1000099'") == 1
+
+
+def test_a_full_pass_is_due_for_an_empty_or_unsynced_copy_and_after_each_night() -> None:
+    from megaplan.sync_poller import full_due
+
+    msk = "Europe/Moscow"  # 03:00 there is 00:00 UTC
+    noon = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+    synced = {"watermark": noon, "full_pending": False,
+              "full_finished_at": datetime(2025, 3, 10, 1, 0, tzinfo=UTC)}
+    started = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
+    assert full_due(synced, True, noon, msk, started)  # the copy is empty
+    assert full_due(None, False, noon, msk, started)  # never synced
+    assert full_due({**synced, "watermark": None}, False, noon, msk, started)
+    assert full_due({**synced, "full_pending": True}, False, noon, msk, started)
+    assert not full_due(synced, False, noon, msk, started)
+    next_night = datetime(2025, 3, 11, 0, 1, tzinfo=UTC)  # 03:01 in Moscow
+    assert full_due(synced, False, next_night, msk, started)
+    assert not full_due(synced, False, datetime(2025, 3, 10, 23, 59, tzinfo=UTC), msk, started)
