@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -226,7 +227,11 @@ async def demo_command(config: Config, args: argparse.Namespace, database: Datab
                   f"  mango-router route {number}\n", flush=True)
             await _demo_call(PbxCaller, pbx_state, base, number, extension)
             print("Ctrl-C stops the demo.", flush=True)
-            await asyncio.Event().wait()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
     finally:
         if app_runner is not None:
             await app_runner.cleanup()
