@@ -107,6 +107,10 @@ class IndexKeeper:
                 self.ready.set()
                 await self._consume(lost)
             except Exception as exc:  # the keeper must outlive any failure: reload after it
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # cancelled: a rollback on the way out replaced the CancelledError
+                    raise asyncio.CancelledError from exc
                 logger.warning("index listener lost; will reload after reconnecting",
                                extra={"error": repr(exc)}, exc_info=True)
             finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import io
 import logging
 from array import array
 from collections.abc import Iterable
@@ -186,9 +185,14 @@ async def _copy_ints(
     con: Conn, query: str, columns: int, *args: object
 ) -> list[npt.NDArray[np.int64]]:
     """Run ``query`` (int8 columns, no NULLs) through binary COPY; one array per column."""
-    buffer = io.BytesIO()
-    await con.copy_from_query(query, *args, output=buffer, format="binary")
-    raw = buffer.getbuffer()
+    chunks: list[bytes] = []
+
+    async def take(chunk: bytes) -> None:  # not a file: asyncpg would write it in a thread
+        chunks.append(chunk)
+
+    await con.copy_from_query(query, *args, output=take, format="binary")
+    raw = b"".join(chunks)
+    del chunks[:]
     fields: list[tuple[str, str]] = [("n", ">i2")]
     for c in range(columns):
         fields += [(f"l{c}", ">i4"), (f"v{c}", ">i8")]

@@ -25,6 +25,7 @@ from lookup.db import create_pool, database_url
 from megaplan.sync import SyncOptions
 from megaplan.sync_poller import SyncService
 from router.batcher import BatchWriter
+from router.calls_api import setup_calls_api
 from router.claims import Claims, prepare_claim
 from router.config import Config
 from router.decisions import DecisionRecord, write_decisions
@@ -45,8 +46,8 @@ from router.keys import (
 from router.metrics import Metrics
 from router.pbx_client import PbxClient
 from router.routing import Router
-from router.calls_api import setup_calls_api
 from router.settings_api import setup_settings_api
+from router.settings_page import setup_settings_page
 from router.sidecar import setup_sidecar
 from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
@@ -82,6 +83,7 @@ def setup_routes(app: web.Application) -> None:
     setup_sidecar(app)
     setup_settings_api(app)
     setup_calls_api(app)
+    setup_settings_page(app)
     setup_sync_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 

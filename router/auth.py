@@ -9,14 +9,16 @@ from aiohttp import web
 from lookup.accounts import Account, hash_token
 from router.keys import CONFIG
 
-__all__ = ["require_account_access", "require_operator"]
+__all__ = ["SESSION_COOKIE", "require_account_access", "require_operator", "token_allows"]
+
+SESSION_COOKIE = "mango_router_token"  # set by the settings page's sign-in
 
 
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return request.cookies.get("mango_router_token") or None
+        return request.cookies.get(SESSION_COOKIE) or None
     return token.strip()
 
 
@@ -35,17 +37,22 @@ def require_operator(request: web.Request) -> None:
                                 content_type="application/json")
 
 
+def token_allows(request: web.Request, account: Account, token: str) -> bool:
+    """The operator's token, or this account's own."""
+    if _is_operator(request, token):
+        return True
+    return account.token_hash is not None and hmac.compare_digest(
+        account.token_hash.encode(), hash_token(token).encode()
+    )
+
+
 def require_account_access(request: web.Request, account: Account) -> None:
     """401 without a token; 403 for a token that is not the operator's nor this account's."""
     token = _bearer(request)
     if token is None:
         raise web.HTTPUnauthorized(text='{"error": "a bearer token is required"}',
                                    content_type="application/json")
-    if _is_operator(request, token):
-        return
-    if account.token_hash is not None and hmac.compare_digest(
-        account.token_hash.encode(), hash_token(token).encode()
-    ):
+    if token_allows(request, account, token):
         return
     raise web.HTTPForbidden(text='{"error": "this token has no access to this account"}',
                             content_type="application/json")
