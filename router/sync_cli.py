@@ -184,6 +184,7 @@ async def demo_command(config: Config, args: argparse.Namespace, database: Datab
     from emulators.megaplan import generate, serve_megaplan
     from emulators.pbx import PbxCaller, PbxState, create_pbx_app
     from emulators.pbx_users import users_for
+    from lookup.db import database_url
     from lookup.phones import phone_key
     from lookup.sql_lookup import decide_sql
     from router.app import create_app
@@ -198,7 +199,8 @@ async def demo_command(config: Config, args: argparse.Namespace, database: Datab
         pbx_url = f"http://127.0.0.1:{pbx_runner.addresses[0][1]}/vpbx/"
         async with serve_megaplan(crm, "127.0.0.1", args.megaplan_port) as megaplan_url:
             demo = dataclasses.replace(
-                config, mango_api_key="demo", mango_api_salt="demo", mango_api_url=pbx_url,
+                config, database_url=await database_url(config),  # one embedded start
+                mango_api_key="demo", mango_api_salt="demo", mango_api_url=pbx_url,
                 megaplan_url=megaplan_url, megaplan_username="demo", megaplan_password="demo")
             print(f"Megaplan emulator: {megaplan_url} ({args.clients} clients, seed {args.seed})"
                   f"\nPBX emulator:      {pbx_url} ({len(pbx_state.users)} users)",
