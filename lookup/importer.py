@@ -178,8 +178,14 @@ async def write_employees(con: Conn, account_id: int, batch: Iterable[EmployeeRe
     return len(records)
 
 
-async def write_clients(con: Conn, account_id: int, batch: Iterable[ClientRecord]) -> int:
-    """Upsert clients with their phones and responsibles, in one transaction."""
+async def write_clients(
+    con: Conn, account_id: int, batch: Iterable[ClientRecord], *, sets_line_number: bool = False
+) -> int:
+    """Upsert clients with their phones and responsibles, in one transaction.
+
+    ``sets_line_number``: the records carry the CRM's line-number field (sync), so an
+    empty one clears ours; an import file does not carry it, so ours is kept.
+    """
     records = list({c.id: c for c in batch}.values())  # the last line for an id wins
     if not records:
         return 0
@@ -190,7 +196,8 @@ async def write_clients(con: Conn, account_id: int, batch: Iterable[ClientRecord
             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[])
             ON CONFLICT (account_id, crm_id) DO UPDATE SET
                 kind = EXCLUDED.kind, name = EXCLUDED.name, dropped = EXCLUDED.dropped,
-                line_number = coalesce(EXCLUDED.line_number, clients.line_number),
+                line_number = CASE WHEN $7 THEN EXCLUDED.line_number
+                                   ELSE coalesce(EXCLUDED.line_number, clients.line_number) END,
                 updated_at = now()
             RETURNING uid, crm_id, (xmax = 0) AS inserted
             """,
@@ -200,6 +207,7 @@ async def write_clients(con: Conn, account_id: int, batch: Iterable[ClientRecord
             [c.name for c in records],
             [c.dropped for c in records],
             [c.line_number for c in records],
+            sets_line_number,
         )
         uid_of = {r["crm_id"]: r["uid"] for r in rows}
         updated = [r["uid"] for r in rows if not r["inserted"]]

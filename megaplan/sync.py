@@ -298,7 +298,7 @@ class AccountSync:
         if not batch:
             return 0
         changed = await changed_clients(self._con, self.account.id, batch)
-        await write_clients(self._con, self.account.id, changed)
+        await write_clients(self._con, self.account.id, changed, sets_line_number=True)
         return len(changed)
 
     async def _clients_full(self, run: FullPass, report: SyncReport) -> None:

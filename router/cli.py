@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"mango-router: bad configuration: {exc}", file=sys.stderr)
         sys.exit(2)
-    setup_logging(config.log_level)
+    long_running = args.command in ("serve", "demo", "emulate")
+    setup_logging(config.log_level or ("INFO" if long_running else "WARNING"))
     if args.command == "serve":
         _serve(config)
         return

@@ -45,7 +45,7 @@ class Config:
     megaplan_password: str | None
     route_deadline_ms: int
     admin_token: str | None
-    log_level: str
+    log_level: str | None  # None: INFO for serve, WARNING for one-shot commands
     claim_timeout_ms: int
     lookup_mode: LookupMode
     lookup_crm_url: str | None
@@ -85,8 +85,8 @@ def load_config(
     lookup_crm_url = env.url("ROUTER_LOOKUP_CRM_URL")
     if lookup_mode == "crm" and not lookup_crm_url:
         raise ConfigError("ROUTER_LOOKUP_CRM_URL", "required when ROUTER_LOOKUP=crm")
-    log_level = (env.text("ROUTER_LOG_LEVEL") or "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    log_level = (env.text("ROUTER_LOG_LEVEL") or "").upper() or None
+    if log_level not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
     return Config(
         database_url=env.text("DATABASE_URL"),

@@ -254,3 +254,23 @@ async def test_cli_import_exits_0_when_every_line_was_taken(
     assert f"{path}:" not in err
     assert "3 employees, 3 clients, 3 phones" in out
     assert await db.fetchval("SELECT count(*) FROM clients") == 3
+
+
+async def test_line_number_is_kept_by_import_and_cleared_by_a_sync_that_has_none(
+    db: asyncpg.Connection,
+) -> None:
+    from lookup.importer import ClientRecord, write_clients
+
+    account = await upsert_default_account(
+        db, mango_api_key="k", mango_api_salt="s", mango_api_url="http://x/",
+        megaplan=(None, None, None))
+
+    def record(line: str | None) -> ClientRecord:
+        return ClientRecord(id="1", kind="human", name="A", phones=(), responsibles=(),
+                            line_number=line)
+
+    await write_clients(db, account, [record("74951112233")])
+    await write_clients(db, account, [record(None)])  # an import file says nothing of it
+    assert await db.fetchval("SELECT line_number FROM clients") == "74951112233"
+    await write_clients(db, account, [record(None)], sets_line_number=True)  # the CRM: empty
+    assert await db.fetchval("SELECT line_number FROM clients") is None
