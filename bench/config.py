@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ALL_MODES", "BenchConfig", "parse_args"]
 
@@ -107,6 +108,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     p.add_argument("--freshness", type=int, help="changes for the freshness figure (0 = skip)")
     p.add_argument("--sidecar-seconds", type=float, help="sidecar test length (0 = skip)")
     p.add_argument("--budget", type=float, help="seconds the whole run may take")
+    p.add_argument("--deadline-ms", type=int, help="ROUTE_DEADLINE_MS given to the service")
+    p.add_argument("--no-followups", action="store_true",
+                   help="send only the triggers (no Connected, Disconnected, summary)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", type=Path, help="output directory (default bench/out)")
     p.add_argument("--work-dir", type=Path, help="where data and databases go (kept)")
@@ -136,13 +140,18 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         ("freshness_changes", a.freshness),
         ("sidecar_seconds", a.sidecar_seconds),
         ("budget_s", a.budget),
+        ("route_deadline_ms", a.deadline_ms),
         ("seed", a.seed),
     ]
+    changes: dict[str, Any] = {}
     for name, value in pairs:
         if value is not None:
             if value < 0:
                 p.error(f"{name}: must not be negative")
-            cfg = replace(cfg, **{name: value})
+            changes[name] = value
+    if a.no_followups:
+        changes.update(followup_connected_s=-1.0, followup_end_s=-1.0)
+    cfg = replace(cfg, **changes)
     if cfg.clients < 100:
         p.error("--clients: at least 100")
     if a.out is not None:

@@ -120,7 +120,8 @@ def write_dataset(
                 responsibles.append({"type": "employee", "id": employees[rng.choice(blocked)][0]})
             responsibles.append({"type": "employee", "id": employees[manager][0]})
             if roll > 0.99:
-                responsibles.append({"type": "employee", "id": employees[rng.choice(routable_emps)][0]})
+                extra = employees[rng.choice(routable_emps)][0]
+                responsibles.append({"type": "employee", "id": extra})
             decision = _decide(responsibles, employees)
             written = [_fmt(c, (j + n) % 3) for n, c in enumerate(canon)]
             cid = str(_CLIENT_ID_BASE + j)

@@ -107,4 +107,4 @@ class StepUpSearch:
 def _round_rate(rate: float) -> int:
     """Readable rates: multiples of 50 from 500 up, of 10 below."""
     unit = 50 if rate >= 500 else 10
-    return max(unit, int(round(rate / unit)) * unit)
+    return max(unit, round(rate / unit) * unit)

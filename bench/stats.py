@@ -13,6 +13,7 @@ __all__ = [
     "evaluate_step",
     "percentile",
     "summarize",
+    "sustained",
 ]
 
 
@@ -113,4 +114,27 @@ def evaluate_step(
         duplicates=duplicates,
         latencies_ms=latencies,
         latency=summarize(latencies),
+    )
+
+
+def sustained(
+    outcome: StepOutcome,
+    *,
+    rate: float,
+    achieved_rate: float,
+    errors: int,
+    p99_limit_ms: float,
+    min_rate_share: float = 0.95,
+) -> bool:
+    """A rate is sustained when p99 stays within the limit, nothing is lost or wrong,
+    every request was accepted, and the generator really sent at that rate."""
+    if outcome.latency.count == 0 and outcome.expected > 0:
+        return False
+    p99 = outcome.latency.p99
+    return (
+        (outcome.expected == 0 or (not math.isnan(p99) and p99 <= p99_limit_ms))
+        and outcome.lost == 0
+        and outcome.wrong == 0
+        and errors == 0
+        and achieved_rate >= min_rate_share * rate
     )

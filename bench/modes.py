@@ -1,0 +1,249 @@
+"""One mode under load: the fixed rates, then the step-up search for its highest
+sustainable rate. The service is already running; this drives the generator and
+the PBX emulator and judges each step."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from bench.config import BenchConfig
+from bench.data import DatasetInfo, plan_calls
+from bench.loadgen import StepReport, StepSpec
+from bench.pbxproc import PbxProcess
+from bench.procs import ChildProcess
+from bench.schedule import StepUpSearch, call_count
+from bench.stats import RouteSeen, StepOutcome, evaluate_step, sustained
+
+__all__ = ["LoadTarget", "ModeResult", "StepResult", "run_mode"]
+
+logger = logging.getLogger(__name__)
+
+LINE_NUMBER = "74950000000"
+_SETTLE_MAX_S = 3.0
+_SETTLE_QUIET_S = 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadTarget:
+    mode: str
+    host: str
+    port: int
+    api_key: str
+    salt: str
+    fixed_route: str | None  # the floor routes every trigger to one extension
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    rate: int
+    seconds: float
+    search: bool
+    outcome: StepOutcome
+    lag_p99_ms: float
+    lag_max_ms: float
+    achieved_rate: float
+    errors: int
+    triggers_failed: int  # triggers not answered 200 (sent all the same)
+    first_error: str | None
+    stray_routes: int  # routes for calls of other steps (late ones)
+    passed: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class ModeResult:
+    mode: str
+    steps: list[StepResult] = field(default_factory=list)
+    max_rate: int | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def fixed(self) -> list[StepResult]:
+        return [s for s in self.steps if not s.search]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Counter:
+    step: int = 0
+
+
+_STEPS = _Counter()
+
+
+def run_step(
+    cfg: BenchConfig,
+    target: LoadTarget,
+    info: DatasetInfo,
+    loadgen: ChildProcess,
+    pbx: PbxProcess,
+    *,
+    rate: int,
+    seconds: float,
+    search: bool,
+    run_token: str,
+) -> StepResult:
+    _STEPS.step += 1
+    waited = _quiesce(target.host, target.port)
+    if waited > 1.0:
+        logger.info("%s: waited %.1f s for the service to go quiet", target.mode, waited)
+    prefix = f"{run_token}-{target.mode}-{_STEPS.step}-"
+    n = call_count(rate, seconds)
+    plan = plan_calls(
+        info, n, seed=cfg.seed * 1000 + _STEPS.step, known_share=cfg.known_share,
+        fixed_route=target.fixed_route,
+    )
+    stray, _ = pbx.drain()
+    spec = StepSpec(
+        host=target.host,
+        port=target.port,
+        api_key=target.api_key,
+        salt=target.salt,
+        rate=rate,
+        seconds=seconds,
+        connected_s=cfg.followup_connected_s,
+        end_s=cfg.followup_end_s,
+        numbers=plan.numbers,
+        line_number=LINE_NUMBER,
+        call_prefix=prefix,
+    )
+    report: StepReport = loadgen.call(("step", spec), timeout=seconds + 120)
+    _settle(pbx, sum(1 for e in plan.expected if e is not None))
+    routes, _bad = pbx.drain()
+    seen: list[RouteSeen] = []
+    strays = len(stray)
+    for call_id, to_number, received_at in routes:
+        if not call_id.startswith(prefix) or not call_id[len(prefix):].isdigit():
+            strays += 1
+            continue
+        seen.append(
+            RouteSeen(call=int(call_id[len(prefix):]), to_number=to_number, received_at=received_at)
+        )
+    outcome = evaluate_step(plan.expected, report.send_times, seen)
+    passed = sustained(
+        outcome,
+        rate=rate,
+        achieved_rate=report.achieved_rate,
+        errors=report.errors,
+        p99_limit_ms=cfg.p99_limit_ms,
+    )
+    result = StepResult(
+        rate=rate,
+        seconds=seconds,
+        search=search,
+        outcome=outcome,
+        lag_p99_ms=report.lag_p99_ms,
+        lag_max_ms=report.lag_max_ms,
+        achieved_rate=report.achieved_rate,
+        errors=report.errors,
+        triggers_failed=report.triggers_failed,
+        first_error=report.first_error,
+        stray_routes=strays,
+        passed=passed,
+    )
+    lat = outcome.latency
+    logger.info(
+        "%-5s %5d/s%s: sent %d, p50 %.2f p99 %.2f max %.1f ms, lost %d wrong %d, "
+        "errors %d, lag p99 %.1f ms, achieved %.0f/s -> %s",
+        target.mode, rate, " (search)" if search else "", outcome.sent, lat.p50, lat.p99,
+        lat.max, outcome.lost, outcome.wrong, report.errors, report.lag_p99_ms,
+        report.achieved_rate, "pass" if passed else "FAIL",
+    )
+    if report.first_error:
+        logger.info("      first error: %s", report.first_error)
+    return result
+
+
+def _quiesce(host: str, port: int, *, max_s: float = 5.0) -> float:
+    """Wait until the service answers ``/healthz`` promptly three times in a row (an
+    overloaded step leaves a backlog that must not be charged to the next one)."""
+    start = time.monotonic()
+    fast = 0
+    while fast < 3 and time.monotonic() - start < max_s:
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError):
+            fast = 0
+            time.sleep(0.1)
+            continue
+        fast = fast + 1 if time.monotonic() - t < 0.005 else 0
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _settle(pbx: PbxProcess, expected: int) -> None:
+    """Wait until routes stop arriving (they come within the route deadline)."""
+    deadline = time.monotonic() + _SETTLE_MAX_S
+    last = pbx.count()
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now_count = pbx.count()
+        if now_count != last:
+            last, quiet_since = now_count, time.monotonic()
+        elif now_count >= expected or time.monotonic() - quiet_since >= _SETTLE_QUIET_S:
+            return
+
+
+def run_mode(
+    cfg: BenchConfig,
+    target: LoadTarget,
+    info: DatasetInfo,
+    loadgen: ChildProcess,
+    pbx: PbxProcess,
+    *,
+    run_token: str,
+    deadline: float,
+) -> ModeResult:
+    """The fixed rates, then the search, as far as ``deadline`` (monotonic) allows."""
+    result = ModeResult(mode=target.mode)
+    overhead = cfg.followup_end_s + 1.5
+
+    def step(rate: int, seconds: float, search: bool) -> StepResult:
+        s = run_step(
+            cfg, target, info, loadgen, pbx, rate=rate, seconds=seconds, search=search,
+            run_token=run_token,
+        )
+        result.steps.append(s)
+        return s
+
+    for rate in cfg.rates:
+        if time.monotonic() + cfg.step_seconds + overhead > deadline:
+            result.notes.append(f"{target.mode}: {rate}/s skipped, out of time budget")
+            continue
+        step(rate, cfg.step_seconds, False)
+    search = StepUpSearch.from_fixed(
+        [(s.rate, s.passed) for s in result.fixed()],
+        factor=cfg.search_factor,
+        max_steps=cfg.search_max_steps,
+        cap=cfg.search_cap,
+    )
+    while (next_rate := search.next_rate()) is not None:
+        if time.monotonic() + cfg.search_seconds + overhead > deadline:
+            result.notes.append(f"{target.mode}: step-up search cut short by the time budget")
+            break
+        s = step(next_rate, cfg.search_seconds, True)
+        search.record(next_rate, s.passed)
+    result.max_rate = search.best
+    if search.best is None:
+        lowest = min(cfg.rates)
+        result.notes.append(
+            f"{target.mode}: max_rate null: no rate sustained p99 <= {cfg.p99_limit_ms:g} ms "
+            f"with nothing lost (lowest tried {lowest}/s)"
+        )
+    elif search.failed is None and search.best >= cfg.search_cap:
+        result.notes.append(f"{target.mode}: max_rate reached the search cap {cfg.search_cap}/s")
+    elif search.failed is None:
+        result.notes.append(
+            f"{target.mode}: max_rate {search.best}/s is a lower bound (no failing rate found)"
+        )
+    return result
+
+
+def fmt_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"

@@ -1,0 +1,370 @@
+"""One benchmark run, start to end: data, helper processes, each mode in turn, the
+index, freshness and sidecar figures, then ``results.json``, ``latency.png`` and
+the table. A section that cannot run says why in ``notes`` and leaves its figures
+null; the others still run. Every process started here is stopped before the end."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.config import BenchConfig
+from bench.crm import CrmProcess, crm_unavailable
+from bench.data import DatasetInfo, plan_calls, write_dataset
+from bench.floor import FIXED_EXTENSION
+from bench.loadgen import SidecarReport, SidecarSpec, loadgen_main
+from bench.modes import LoadTarget, ModeResult, run_mode
+from bench.pbxproc import PbxProcess
+from bench.plot import plot_latency
+from bench.procs import ChildError, ChildProcess, free_port
+from bench.report import build_results, format_report, machine_description
+from bench.service import (
+    ServiceError,
+    ServiceProcess,
+    ServiceSpec,
+    product_command,
+    run_import,
+)
+
+__all__ = ["run"]
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+API_KEY = "bench-vpbx-key"
+API_SALT = "bench-vpbx-salt"
+_ENV_DROP = ("ROUTER_", "MANGO_", "MEGAPLAN_", "ROUTE_", "DATABASE_URL", "XDG_RUNTIME_DIR")
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    cfg: BenchConfig
+    work: Path
+    started: float
+    token: str
+    notes: list[str] = field(default_factory=list)
+    imported: set[Path] = field(default_factory=set)
+
+    def remaining(self) -> float:
+        return self.cfg.budget_s - (time.monotonic() - self.started)
+
+
+def product_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment users give ``mango-router``: embedded PostgreSQL under ``data_dir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_DROP)}
+    data_dir = data_dir.resolve()
+    (data_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+    env.update(
+        ROUTER_DATA_DIR=str(data_dir),
+        XDG_RUNTIME_DIR=str(data_dir / "run"),  # the embedded server's lock, per data dir
+        ROUTER_HOST=HOST,
+        MANGO_API_KEY=API_KEY,
+        MANGO_API_SALT=API_SALT,
+        ROUTER_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def run(cfg: BenchConfig) -> dict[str, Any]:
+    started = time.monotonic()
+    work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="mango-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    state = _Run(cfg=cfg, work=work, started=started, token=secrets.token_hex(3))
+    try:
+        return _run(state)
+    finally:
+        if not cfg.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            logger.info("work directory kept: %s", work)
+
+
+def _run(st: _Run) -> dict[str, Any]:
+    cfg = st.cfg
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    ignore = cfg.out_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# benchmark output: written by every run\n*\n")
+    logs = cfg.out_dir / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    t = time.monotonic()
+    info = write_dataset(st.work / "load.jsonl", clients=cfg.clients, seed=cfg.seed)
+    logger.info("load data: %d clients, %d phones (%d routable) in %.1f s",
+                info.clients, info.phones, len(info.routable), time.monotonic() - t)
+    reserve = _index_reserve(cfg)
+    modes: list[ModeResult] = []
+    freshness: dict[str, Any] = {"changes": None, "p50_ms": None, "p99_ms": None}
+    sidecar: dict[str, Any] = {"concurrency": cfg.sidecar_concurrency, "rps": None,
+                               "p99_ms": None}
+    pbx = PbxProcess(HOST, free_port(), api_key=API_KEY, salt=API_SALT)
+    loadgen: ChildProcess | None = None
+    try:
+        loadgen = ChildProcess("load-generator", loadgen_main)
+        for mode in cfg.modes:
+            deadline = st.started + cfg.budget_s - reserve
+            result = ModeResult(mode=mode)
+            try:
+                result = _run_mode(st, mode, info, loadgen, pbx, deadline, freshness, sidecar)
+            except (ServiceError, ChildError, OSError, RuntimeError) as exc:
+                result.error = str(exc).splitlines()[0]
+                st.notes.append(f"{mode}: not measured: {exc}")
+                logger.error("%s: %s", mode, exc)
+            modes.append(result)
+    finally:
+        if loadgen is not None:
+            loadgen.stop()
+        pbx.stop()
+    index_build = _index_build(st)
+    results = build_results(
+        cfg,
+        machine=machine_description(),
+        modes=modes,
+        index_build=index_build,
+        freshness=freshness,
+        sidecar=sidecar,
+        data={"clients": info.clients, "phones": info.phones, "employees": info.employees,
+              "routable_numbers": len(info.routable), "known_share": cfg.known_share},
+        notes=st.notes,
+        elapsed_s=time.monotonic() - st.started,
+    )
+    (cfg.out_dir / "results.json").write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    try:
+        plot_latency(modes, cfg.rates, cfg.out_dir / "latency.png")
+    except Exception as exc:  # a figure must not cost the results
+        logger.exception("latency.png failed")
+        results["notes"].append(f"latency.png not written: {exc}")
+    return results
+
+
+def _index_reserve(cfg: BenchConfig) -> float:
+    """Seconds kept for the index figures at the end (import + build)."""
+    if not cfg.index_clients:
+        return 5.0
+    return 10.0 + cfg.index_clients * 110e-6
+
+
+def _run_mode(
+    st: _Run,
+    mode: str,
+    info: DatasetInfo,
+    loadgen: ChildProcess,
+    pbx: PbxProcess,
+    deadline: float,
+    freshness: dict[str, Any],
+    sidecar: dict[str, Any],
+) -> ModeResult:
+    cfg = st.cfg
+    logs = cfg.out_dir / "logs"
+    port = free_port()
+    target = LoadTarget(mode=mode, host=HOST, port=port, api_key=API_KEY, salt=API_SALT,
+                        fixed_route=FIXED_EXTENSION if mode == "floor" else None)
+    with _crm_if_needed(st, mode, info) as crm_url:
+        if mode == "floor":
+            spec = ServiceSpec(
+                name="floor",
+                argv=[sys.executable, "-m", "bench.floor", "--host", HOST, "--port", str(port),
+                      "--pbx-url", pbx.url, "--api-key", API_KEY, "--salt", API_SALT],
+                env=dict(os.environ), cwd=st.work, host=HOST, port=port,
+                log_path=logs / "floor.log", ready_timeout_s=30,
+            )
+        else:
+            data_dir = st.work / "db-load"
+            extra = {"ROUTER_PORT": str(port), "MANGO_API_URL": pbx.url,
+                     "ROUTE_DEADLINE_MS": str(cfg.route_deadline_ms), "ROUTER_LOOKUP": mode}
+            if crm_url:
+                extra.update(ROUTER_LOOKUP_CRM_URL=crm_url, ROUTER_LOOKUP_CRM_USER="demo",
+                             ROUTER_LOOKUP_CRM_PASSWORD="demo")
+            env = product_env(data_dir, **extra)
+            _ensure_imported(st, info.path, data_dir, env)
+            spec = ServiceSpec(
+                name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
+                env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
+            )
+        service = ServiceProcess(spec)
+        try:
+            took = service.start()
+            logger.info("%s ready in %.1f s (pid %s)", spec.name, took, service.pid)
+            result = run_mode(cfg, target, info, loadgen, pbx, run_token=st.token,
+                              deadline=deadline)
+            if mode == "index":
+                _measure_sidecar(st, service, info, loadgen, sidecar)
+                _measure_freshness(st, service, info, spec, freshness)
+        finally:
+            code = service.stop()
+            if code not in (0, None, -15):
+                st.notes.append(f"{spec.name} exited with {code} on SIGTERM")
+    return result
+
+
+@contextmanager
+def _crm_if_needed(st: _Run, mode: str, info: DatasetInfo) -> Iterator[str | None]:
+    if mode != "crm":
+        yield None
+        return
+    why = crm_unavailable()
+    if why:
+        raise ServiceError(f"crm mode skipped: {why}")
+    crm = CrmProcess(HOST, free_port(), data_file=info.path, clients=info.clients,
+                     seed=st.cfg.seed, latency_ms=st.cfg.crm_latency_ms)
+    try:
+        yield crm.url
+    finally:
+        crm.stop()
+
+
+def _ensure_imported(st: _Run, path: Path, data_dir: Path, env: dict[str, str]) -> float:
+    if data_dir in st.imported:
+        return 0.0
+    took = run_import(path, env=env, cwd=st.work, log_path=st.cfg.out_dir / "logs" / "import.log",
+                      timeout_s=max(60.0, st.remaining()))
+    st.imported.add(data_dir)
+    logger.info("imported %s in %.1f s", path.name, took)
+    return took
+
+
+def _measure_sidecar(
+    st: _Run, service: ServiceProcess, info: DatasetInfo, loadgen: ChildProcess,
+    out: dict[str, Any],
+) -> None:
+    cfg = st.cfg
+    if not cfg.sidecar_seconds:
+        st.notes.append("sidecar: skipped (--sidecar-seconds 0)")
+        return
+    numbers = plan_calls(info, 5000, seed=cfg.seed + 7, known_share=cfg.known_share).numbers
+    spec = SidecarSpec(host=HOST, port=service.spec.port, numbers=numbers,
+                       concurrency=cfg.sidecar_concurrency, seconds=cfg.sidecar_seconds)
+    try:
+        rep: SidecarReport = loadgen.call(("sidecar", spec), timeout=cfg.sidecar_seconds + 60)
+    except ChildError as exc:
+        st.notes.append(f"sidecar: not measured: {exc}")
+        return
+    ok = rep.requests > 0 and rep.errors == 0
+    out.update(
+        rps=round(rep.rps, 1) if ok else None,
+        p99_ms=round(rep.p99_ms, 3) if ok and not math.isnan(rep.p99_ms) else None,
+        p50_ms=round(rep.p50_ms, 3) if ok and not math.isnan(rep.p50_ms) else None,
+        requests=rep.requests, errors=rep.errors, seconds=round(rep.seconds, 2),
+        statuses={str(k): v for k, v in rep.statuses.items()},
+    )
+    if not ok:
+        st.notes.append(f"sidecar: {rep.errors} errors ({rep.first_error}); figures null")
+    logger.info("sidecar: %.0f req/s, p99 %.2f ms, %d errors", rep.rps, rep.p99_ms, rep.errors)
+
+
+def _measure_freshness(
+    st: _Run, service: ServiceProcess, info: DatasetInfo, spec: ServiceSpec,
+    out: dict[str, Any],
+) -> None:
+    cfg = st.cfg
+    if not cfg.freshness_changes:
+        st.notes.append("freshness: skipped (--freshness 0)")
+        return
+    if not info.freshness:
+        st.notes.append("freshness: the data set has no candidate client")
+        return
+    path = st.work / "freshness.json"
+    path.write_bytes(orjson.dumps({
+        "candidates": [{"client_id": c.client_id, "number": c.number, "extension": c.extension}
+                       for c in info.freshness],
+        "employees": [list(e) for e in info.routed_employees],
+    }))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.freshness", "--data-dir", spec.env["ROUTER_DATA_DIR"],
+             "--url", service.base_url, "--input", str(path),
+             "--changes", str(cfg.freshness_changes)],
+            env=dict(spec.env), cwd=st.work, capture_output=True, timeout=180, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        st.notes.append("freshness: not measured: took over 180 s")
+        return
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        st.notes.append(f"freshness: not measured: exit {proc.returncode}: {' | '.join(tail)}")
+        return
+    got = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    samples = got.pop("samples_ms", [])
+    out.update(got)
+    out["samples"] = len(samples)
+    if got.get("timeouts"):
+        st.notes.append(f"freshness: {got['timeouts']} changes not served within 5 s")
+    logger.info("freshness: %s changes, p50 %s ms, p99 %s ms", got.get("changes"),
+                got.get("p50_ms"), got.get("p99_ms"))
+
+
+def _index_build(st: _Run) -> dict[str, Any]:
+    cfg = st.cfg
+    out: dict[str, Any] = {"clients": cfg.index_clients or None, "phones": None, "seconds": None,
+                           "rss_mb": None, "lookup_median_us": None, "lookup_p99_us": None}
+    if not cfg.index_clients:
+        st.notes.append("index_build: skipped (--index-clients 0)")
+        return out
+    try:
+        t = time.monotonic()
+        info = write_dataset(st.work / "index.jsonl", clients=cfg.index_clients,
+                             seed=cfg.seed + 1, collect_expected=False,
+                             samples=int(cfg.lookup_samples * 0.9))
+        numbers = info.samples + plan_calls_unknown(cfg.lookup_samples - len(info.samples),
+                                                    cfg.seed)
+        sample_file = st.work / "lookup-numbers.txt"
+        sample_file.write_text("\n".join(numbers) + "\n")
+        logger.info("index data: %d clients, %d phones written in %.1f s",
+                    info.clients, info.phones, time.monotonic() - t)
+        data_dir = st.work / "db-index"
+        env = product_env(data_dir)
+        took = run_import(info.path, env=env, cwd=st.work,
+                          log_path=cfg.out_dir / "logs" / "import-index.log",
+                          timeout_s=max(60.0, st.remaining()))
+        out["import_seconds"] = round(took, 1)
+        logger.info("imported %d clients in %.1f s", info.clients, took)
+        info.path.unlink()
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.indexbuild", "--data-dir", str(data_dir),
+             "--numbers", str(sample_file)],
+            env=env, cwd=st.work, capture_output=True, timeout=max(60.0, st.remaining() + 60),
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            raise ServiceError(f"exit {proc.returncode}: {' | '.join(tail)}")
+        got = orjson.loads(proc.stdout.strip().splitlines()[-1])
+        out.update(got)
+        out["clients"] = info.clients
+        logger.info("index: %s phones built in %s s, +%s MB; lookup median %s us, p99 %s us",
+                    got["phones"], got["seconds"], got["rss_mb"], got["lookup_median_us"],
+                    got["lookup_p99_us"])
+    except (ServiceError, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+        st.notes.append(f"index_build: not measured: {exc}")
+        logger.error("index_build: %s", exc)
+    return out
+
+
+def plan_calls_unknown(n: int, seed: int) -> list[str]:
+    """Numbers nobody has (the unknown share of the lookups)."""
+    import random
+
+    rng = random.Random(seed + 99)
+    return [f"7495{rng.randrange(10**7):07d}" for _ in range(max(0, n))]
+
+
+def print_report(results: dict[str, Any]) -> None:
+    sys.stdout.write(format_report(results) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from bench.config import BenchConfig
+from bench.modes import ModeResult, StepResult
+from bench.report import build_results, evaluate_targets, format_report
+from bench.stats import RouteSeen, evaluate_step
+
+
+def _step(rate: int, latency_ms: float, *, search: bool = False, lost: int = 0) -> StepResult:
+    n = 20
+    expected = ["101"] * n
+    sent = [i * 0.01 for i in range(n)]
+    routes = [RouteSeen(call=i, to_number="101", received_at=sent[i] + latency_ms / 1000)
+              for i in range(n - lost)]
+    outcome = evaluate_step(expected, sent, routes)
+    return StepResult(rate=rate, seconds=1.0, search=search, outcome=outcome, lag_p99_ms=0.5,
+                      lag_max_ms=1.0, achieved_rate=float(rate), errors=0, triggers_failed=0,
+                      first_error=None,
+                      stray_routes=0, passed=latency_ms <= 50 and not lost)
+
+
+def _mode(name: str, latency_ms: float, max_rate: int | None) -> ModeResult:
+    m = ModeResult(mode=name, max_rate=max_rate)
+    m.steps = [_step(r, latency_ms) for r in (250, 500, 1000, 2000)]
+    m.steps.append(_step(3000, latency_ms, search=True))
+    return m
+
+
+def _results(**over: Any) -> dict[str, Any]:
+    modes = [_mode("floor", 1.0, 4000), _mode("index", 1.2, 3500), _mode("sql", 6.0, 1000),
+             _mode("crm", 160.0, None)]
+    kw: dict[str, Any] = {
+        "machine": "test",
+        "modes": modes,
+        "index_build": {"clients": 1000, "phones": 1500, "seconds": 0.1, "rss_mb": 1.0,
+                        "lookup_median_us": 1.0, "lookup_p99_us": 2.0},
+        "freshness": {"changes": 100, "p50_ms": 8.0, "p99_ms": 30.0},
+        "sidecar": {"concurrency": 32, "rps": 6000.0, "p99_ms": 4.0},
+        "data": {"clients": 1000, "phones": 1500, "known_share": 0.9},
+        "notes": ["a note"],
+        "elapsed_s": 1.0,
+    }
+    kw.update(over)
+    return build_results(BenchConfig.quick_run(), **kw)
+
+
+def test_results_shape() -> None:
+    r = orjson.loads(orjson.dumps(_results()))  # it must be plain JSON
+    assert r["machine"] == "test"
+    assert r["quick"] is True
+    assert set(r["modes"]) == {"floor", "index", "sql", "crm"}
+    for mode in r["modes"].values():
+        assert set(mode["rates"]) == {"250", "500", "1000", "2000"}  # search steps apart
+        for row in mode["rates"].values():
+            for key in ("sent", "p50_ms", "p99_ms", "max_ms", "lost", "wrong"):
+                assert key in row
+            assert isinstance(row["sent"], int)
+            assert isinstance(row["lost"], int)
+            assert isinstance(row["wrong"], int)
+        assert "max_rate" in mode
+        assert [s["rate"] for s in mode["search"]] == [3000]
+    assert r["modes"]["crm"]["max_rate"] is None
+    assert r["modes"]["index"]["rates"]["1000"]["p99_ms"] == 1.2
+    for key in ("clients", "phones", "seconds", "rss_mb", "lookup_median_us", "lookup_p99_us"):
+        assert key in r["index_build"]
+    assert set(r["freshness"]) >= {"changes", "p50_ms", "p99_ms"}
+    assert set(r["sidecar"]) >= {"concurrency", "rps", "p99_ms"}
+    assert r["notes"] == ["a note"]
+    assert all(set(t) == {"name", "passed", "detail"} for t in r["targets"])
+
+
+def test_nan_becomes_null() -> None:
+    m = ModeResult(mode="index", max_rate=None)
+    m.steps = [_step(250, 1.0, lost=20)]  # nothing arrived: no latency at all
+    r = orjson.loads(orjson.dumps(_results(modes=[m])))
+    row = r["modes"]["index"]["rates"]["250"]
+    assert row["p99_ms"] is None
+    assert row["lost"] == 20
+    assert not math.isnan(row["sent"])
+
+
+def test_targets_pass_and_fail() -> None:
+    good = {t.name: t.passed for t in evaluate_targets(_results())}
+    assert all(v is True for v in good.values()), good
+    worse = _results(modes=[_mode("floor", 1.0, 4000), _mode("index", 7.0, 1000),
+                            _mode("sql", 8.0, 900), _mode("crm", 160.0, None)],
+                     sidecar={"concurrency": 32, "rps": 3000.0, "p99_ms": 9.0},
+                     freshness={"changes": 100, "p50_ms": 80.0, "p99_ms": 150.0})
+    bad = {t.name: t.passed for t in evaluate_targets(worse)}
+    assert bad["index p99 at 1000/s <= 1.5 x floor p99"] is False
+    assert bad["index p99 at 1000/s <= 5 ms"] is False
+    assert bad["index max rate >= 0.8 x floor's"] is False
+    assert bad["index p99 at 2000/s >= 3x lower than sql's"] is False
+    assert bad["index max rate >= 1.5 x sql's"] is False
+    assert bad["index p99 >= 30x lower than crm at every rate"] is False
+    assert bad["freshness p99 <= 100 ms"] is False
+    assert bad["sidecar >= 5000 req/s (one process)"] is False
+
+
+def test_missing_figures_are_not_applicable() -> None:
+    r = _results(modes=[_mode("floor", 1.0, 4000)],
+                 sidecar={"concurrency": 32, "rps": None, "p99_ms": None},
+                 freshness={"changes": None, "p50_ms": None, "p99_ms": None})
+    assert {t["passed"] for t in r["targets"]} == {None}
+    text = format_report(r)
+    assert "n/a" in text
+    assert "floor" in text
