@@ -43,10 +43,9 @@ class BatchWriter(Generic[T]):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         self._wake.set()
-        if within is None:
+        # On a timeout ``done`` is cancelled, the item stays queued and is still written.
+        async with asyncio.timeout(within):
             await done
-        else:
-            await asyncio.wait_for(asyncio.shield(done), within)
 
     def put_nowait(self, item: T) -> None:
         """Queue ``item`` without waiting (it is still written, and retried)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -123,8 +124,23 @@ def _serve(config: Config) -> None:
     from router.app import create_app
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
-                print=None, shutdown_timeout=10)
+    app = create_app(config)
+    app.on_startup.append(_tune_gc)  # after the cleanup contexts: the index is built
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None,
+                shutdown_timeout=10)
+
+
+async def _tune_gc(_app: object) -> None:
+    """Keep the garbage collector off the hot path.
+
+    What exists at start (the index, accounts, modules) is frozen out of every
+    collection, and young collections run after 50,000 allocations instead of
+    700: profiled under load, the default collector took a fifth of the serving
+    process's time, scanning objects that live for the whole run.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 @asynccontextmanager

@@ -19,10 +19,11 @@ _LATENCY_BUCKETS = (
 
 
 class Metrics:
-    __slots__ = ("decisions", "events", "journal_batch", "pbx_commands", "registry",
+    __slots__ = ("_children", "decisions", "events", "journal_batch", "pbx_commands", "registry",
                  "route_latency", "sync_duration", "sync_errors", "sync_records", "sync_success")
 
     def __init__(self, phones: Callable[[], float]) -> None:
+        self._children: dict[tuple[int, str], Counter] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.decisions = Counter(
@@ -75,3 +76,21 @@ class Metrics:
         if not self.sync_success:
             return 0.0
         return max(0.0, time.time() - min(self.sync_success.values()))
+
+    # Label children are looked up once per value, not once per event: labels() takes
+    # a lock and builds a tuple on every call. The values are a small fixed set.
+    def _child(self, counter: Counter, value: str) -> Counter:
+        key = (id(counter), value)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(value)
+        return child
+
+    def decision(self, outcome: str) -> Counter:
+        return self._child(self.decisions, outcome)
+
+    def event(self, kind: str) -> Counter:
+        return self._child(self.events, kind)
+
+    def pbx_command(self, result: str) -> Counter:
+        return self._child(self.pbx_commands, result)

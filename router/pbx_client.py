@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout
@@ -16,6 +17,8 @@ from router.signing import sign
 logger = logging.getLogger(__name__)
 
 __all__ = ["CommandResult", "PbxClient"]
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +43,17 @@ class PbxClient:
         self, account: Account, command: str, payload: dict[str, Any], *, within: float
     ) -> CommandResult:
         raw = orjson.dumps(payload).decode()
-        form = {
+        form = urlencode({
             "vpbx_api_key": account.mango_api_key,
             "sign": sign(account.mango_api_key, raw, account.mango_api_salt),
             "json": raw,
-        }
+        }).encode()
         base = account.mango_api_url if account.mango_api_url.endswith("/") else (
             account.mango_api_url + "/"
         )
         try:
             async with self._session.post(
-                base + command, data=form, timeout=ClientTimeout(total=within)
+                base + command, data=form, headers=_FORM, timeout=ClientTimeout(total=within)
             ) as resp:
                 text = await resp.read()
                 body: Any = None

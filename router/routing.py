@@ -122,7 +122,7 @@ class Router:
             within=_COMMAND_TIMEOUT,
         )
         label = _result_label(result)
-        self._metrics.pbx_commands.labels(label).inc()
+        self._metrics.pbx_command(label).inc()
         outcome = "routed" if result.accepted else "pbx_" + label
         if not result.accepted:
             logger.warning("route not accepted by the PBX", extra={
@@ -154,7 +154,7 @@ class Router:
         result: CommandResult | None = None,
         sent_at: float | None = None,
     ) -> None:
-        self._metrics.decisions.labels(outcome).inc()
+        self._metrics.decision(outcome).inc()
         self._decisions.put_nowait(DecisionRecord(
             account_id=account.id,
             entry_id=call.entry_id,
