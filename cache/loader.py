@@ -48,6 +48,15 @@ async def load_employees(con: Conn, account_id: int) -> list[EmployeeRef]:
 
 async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
     """Rebuild ``index`` from the database in one consistent snapshot, then swap it in."""
+    base, slots, employees = await _read_base(con, account_id)
+    index.replace_base(base, slots, employees)
+    del base
+    _release_memory()  # here, once the build's temporaries are gone
+
+
+async def _read_base(
+    con: Conn, account_id: int
+) -> tuple[BaseArrays, dict[str, int], list[EmployeeRef]]:
     async with con.transaction(isolation="repeatable_read", readonly=True):
         employees = await load_employees(con, account_id)
         slots: dict[str, int] = {}
@@ -133,8 +142,7 @@ async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
         resp_slot=_to_array("i", resp_slot),
         odd_crm_ids=odd_crm_ids,
     )
-    index.replace_base(base, slots, employees)
-    _release_memory()
+    return base, slots, employees
 
 
 def _release_memory() -> None:
