@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Generic, TypeVar
 
+import asyncpg
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchWriter"]
@@ -21,6 +23,12 @@ __all__ = ["BatchWriter"]
 T = TypeVar("T")
 
 _BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+# Errors about the data itself: retrying the same rows can never succeed.
+_REFUSED = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)
 
 
 class BatchWriter(Generic[T]):
@@ -66,12 +74,20 @@ class BatchWriter(Generic[T]):
     async def _write_some(self) -> None:
         batch = self._queue[: self._max_batch]
         attempt = 0
+        singly = False
         while True:
             try:
-                await self._flush([item for item, _ in batch])
+                if singly:
+                    await self._write_singly([item for item, _ in batch])
+                else:
+                    await self._flush([item for item, _ in batch])
                 break
             except asyncio.CancelledError:
                 raise
+            except _REFUSED:
+                # Some row the database will never take: write the rows one by one,
+                # so one bad row does not hold up every row behind it.
+                singly = True
             except Exception:
                 delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
                 logger.warning("batch write failed; retrying",
@@ -83,6 +99,14 @@ class BatchWriter(Generic[T]):
         for _, done in batch:
             if done is not None and not done.done():
                 done.set_result(None)
+
+    async def _write_singly(self, items: list[T]) -> None:
+        for item in items:
+            try:
+                await self._flush([item])
+            except _REFUSED as exc:
+                logger.error("row refused by the database; dropped", extra={
+                    "writer": self._name, "error": repr(exc), "item": repr(item)[:500]})
 
     async def close(self, *, within: float = 10.0) -> None:
         """Write what is queued (for up to ``within`` seconds), then stop."""

@@ -35,6 +35,8 @@ async def write_decisions(pool: asyncpg.Pool, batch: list[DecisionRecord]) -> No
         SELECT * FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::int4[], $12::int4[], $13::int8[])
+                      AS t(a, e, c, n, o, r, cl, em, x, cmd, ps, pr, l)
+        WHERE EXISTS (SELECT 1 FROM accounts WHERE id = t.a)  -- removed meanwhile: dropped
         ON CONFLICT (command_id) DO NOTHING
         """,
         [d.account_id for d in batch],

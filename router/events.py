@@ -12,6 +12,7 @@ from typing import Any
 __all__ = ["BadRequest", "CallEvent", "check_fields", "parse_call"]
 
 _INT_LIMIT = 2**53
+MAX_TEXT = 256
 CALL_STATES = frozenset({"Appeared", "Connected", "OnHold", "Disconnected"})
 
 
@@ -26,9 +27,11 @@ def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -
             raise BadRequest(f"{where}{key} is required")
         return None
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # numbers sometimes come as JSON numbers
+        value = str(value)  # numbers sometimes come as JSON numbers
     if not isinstance(value, str):
         raise BadRequest(f"{where}{key} must be a string")
+    if len(value) > MAX_TEXT:  # ids and numbers are short; a long one is not the PBX's
+        raise BadRequest(f"{where}{key} is longer than {MAX_TEXT} characters")
     return value
 
 
@@ -70,7 +73,7 @@ class CallEvent:
         if not self.entry_id or not self.call_id:
             raise BadRequest("entry_id and call_id must not be empty")
         state = body.get("call_state")
-        if state not in CALL_STATES:
+        if not isinstance(state, str) or state not in CALL_STATES:
             raise BadRequest("call_state must be Appeared, Connected, OnHold or Disconnected")
         self.call_state: str = state
         self.seq = _int(body, "seq") or 0

@@ -39,6 +39,7 @@ async def write_journal(pool: asyncpg.Pool, batch: list[JournalEntry]) -> None:
         SELECT a, k, e, c, s, st, l, p::jsonb, j
         FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
                     $7::text[], $8::text[], $9::text[]) AS t(a, k, e, c, s, st, l, p, j)
+        WHERE EXISTS (SELECT 1 FROM accounts WHERE id = t.a)  -- removed meanwhile: dropped
         ON CONFLICT (account_id, journal_key) DO NOTHING
         """,
         [e.account_id for e in batch],

@@ -112,6 +112,9 @@ class Router:
         if time.monotonic() - received_at >= self._deadline:
             self._record(account, call, decision.number, "late", received_at, decision)
             return
+        if self._claims.ended(account.id, call.entry_id, call.call_id):  # while we waited
+            self._record(account, call, decision.number, "ended", received_at, decision)
+            return
         command_id = uuid.uuid4().hex
         sent_at = time.monotonic()
         self._metrics.route_latency.observe(sent_at - received_at)

@@ -46,9 +46,11 @@ async def _signed_json(
     request: web.Request,
 ) -> tuple[Account, dict[str, Any], str] | web.Response:
     """The account and the parsed JSON of a signed request, or the response refusing it."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return _refuse(400, "body must be application/x-www-form-urlencoded")
     try:
         form = await request.post()
-    except ValueError:
+    except (ValueError, LookupError):  # bad encoding, unknown charset
         return _refuse(400, "body is not a form")
     key, sign, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
     if not isinstance(key, str) or not isinstance(sign, str) or not isinstance(raw, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import asyncpg
@@ -49,7 +50,8 @@ async def test_every_notification_kind_is_accepted_and_journaled(
     assert status == 200
     rows = await journal(service.dsn)
     assert len(rows) == 1
-    assert rows[0]["kind"] == kind.split("/")[-1] if kind.startswith("events/") else "result"
+    expected = kind.split("/")[-1] if kind.startswith("events/") else "result"
+    assert rows[0]["kind"] == expected
 
 
 async def test_ping_answers(service: Service) -> None:
@@ -101,6 +103,12 @@ MALFORMED: list[tuple[str, Any]] = [
                                .decode())),
     ("entry-is-list", _form(orjson.dumps({**call_event("e", ROUTED), "entry_id": [1]})
                             .decode())),
+    ("state-is-list", _form(orjson.dumps({**call_event("e", ROUTED), "call_state": ["x"]})
+                            .decode())),
+    ("entry-too-long", _form(orjson.dumps({**call_event("e", ROUTED), "entry_id": "e" * 9000})
+                             .decode())),
+    ("number-too-long", _form(orjson.dumps({**call_event("e", ROUTED),
+                                            "from": {"number": "7" * 12000}}).decode())),
     ("nul-char", _form(orjson.dumps({**call_event("e", ROUTED), "entry_id": "a\u0000b"})
                        .decode())),
 ]
@@ -131,6 +139,41 @@ async def test_malformed_other_notifications_get_400(
     status, body = await service.event(kind, payload)
     assert status == 400
     assert orjson.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=x", b"--x\r\nbroken"),
+        ("application/x-www-form-urlencoded; charset=bogus", b"json=%7B%7D"),
+        ("application/json", b"{}"),
+        ("text/plain", b"vpbx_api_key=test-key"),
+    ],
+)
+async def test_bodies_that_are_not_a_urlencoded_form_get_400(
+    service: Service, content_type: str, body: bytes
+) -> None:
+    resp = await service.client.post("/mango/events/call", data=body,
+                                      headers={"Content-Type": content_type})
+    assert resp.status == 400
+    assert (await resp.json())["error"]
+
+
+async def test_a_row_the_database_refuses_does_not_hold_up_the_rows_behind_it(
+    service: Service,
+) -> None:
+    app = service.client.app
+    assert app is not None
+    from router.journal import JournalEntry
+    from router.keys import JOURNAL
+
+    # An incompressible entry id past btree's row size limit: refused forever.
+    poison = JournalEntry(1, "call", os.urandom(6000).hex(), "c", 1, "Appeared",
+                          "ivr", "{}")
+    app[JOURNAL].put_nowait(poison)
+    status, _ = await service.event("events/call", call_event("after", "79990000001"))
+    assert status == 200
+    assert [r["entry_id"] for r in await journal(service.dsn)] == ["after"]
 
 
 async def test_garbage_bodies_never_get_a_5xx(service: Service) -> None:
