@@ -9,15 +9,14 @@ wins over the PBX match); ``{"extension": null}`` hands it back to the match.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from megaplan.sync import megaplan_credentials
 from megaplan.sync_extensions import EXTENSION_RE, set_extension
 from megaplan.sync_store import read_state, status_json
 from router.auth import require_account_access
+from router.json_body import json_object
 from router.keys import ACCOUNTS, POOL
 from router.sidecar import account_from_query
 
@@ -43,11 +42,8 @@ async def get_sync_status(request: web.Request) -> web.Response:
 async def put_extension(request: web.Request) -> web.Response:
     account = account_from_query(request)
     require_account_access(request, account)
-    try:
-        body: Any = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        return web.json_response({"error": "body is not valid JSON"}, status=400)
-    if not isinstance(body, dict) or "extension" not in body:
+    body = await json_object(request)
+    if "extension" not in body:
         return web.json_response({"error": 'body must be {"extension": "101" or null}',
                                   "field": "extension"}, status=400)
     extension = body["extension"]

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import asyncpg
+import orjson
 import pytest
 
 from lookup.accounts import add_account
@@ -188,3 +189,22 @@ async def test_settings_page_signs_in_with_a_token_and_keeps_it_in_a_cookie(
     resp = await svc.client.put("/api/settings", json={"dry_run": True})  # the cookie goes along
     assert resp.status == 200
     assert (await resp.json())["dry_run"] is True
+
+
+async def test_concurrent_settings_puts_of_different_keys_both_stay(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    await load_records(dsn, ALL)
+    first, second = await service_factory(), await service_factory()
+    results = await asyncio.gather(
+        first.client.put("/api/settings", headers=OPERATOR, json={"dry_run": True}),
+        second.client.put("/api/settings", headers=OPERATOR, json={"source_line": True}),
+    )
+    assert [r.status for r in results] == [200, 200]
+    con = await asyncpg.connect(dsn)
+    try:
+        stored = await con.fetchval("SELECT settings FROM accounts WHERE name = 'default'")
+    finally:
+        await con.close()
+    saved = Settings.from_stored(orjson.loads(stored))
+    assert (saved.dry_run, saved.source_line) == (True, True)
