@@ -29,12 +29,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["IndexKeeper"]
 
+_PING_SECONDS = 5.0
 _COMPACT_AT = 200_000  # overlay entries before the account's base is rebuilt
 _RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(slots=True)
 class _Pending:
+    everything: bool = False  # a TRUNCATE: rebuild every account
     accounts: bool = False
     reload: set[int] = field(default_factory=set)
     employees: set[int] = field(default_factory=set)
@@ -51,7 +53,9 @@ class _Pending:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             logger.warning("unreadable index notification", extra={"payload": payload[:200]})
             return
-        if kind == "all":
+        if kind == "truncate":
+            self.everything = True
+        elif kind == "all":
             self.reload.add(account)
         elif kind == "e":
             self.employees.add(account)
@@ -61,7 +65,8 @@ class _Pending:
             self.clients[account].update(int(r) for r in note.get("r", ()))
 
     def __bool__(self) -> bool:
-        return bool(self.accounts or self.reload or self.employees or self.phones or self.clients)
+        return bool(self.everything or self.accounts or self.reload or self.employees
+                    or self.phones or self.clients)
 
 
 class IndexKeeper:
@@ -105,7 +110,7 @@ class IndexKeeper:
                 await self.reload_all()
                 attempt = 0
                 self.ready.set()
-                await self._consume(lost)
+                await self._consume(con, lost)
             except Exception as exc:  # the keeper must outlive any failure: reload after it
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
@@ -118,15 +123,21 @@ class IndexKeeper:
                     await con.close(timeout=1)
             await asyncio.sleep(_RETRY_SECONDS[0])
 
-    async def _consume(self, lost: asyncio.Event) -> None:
+    async def _consume(self, con: asyncpg.Connection, lost: asyncio.Event) -> None:
         lost_wait = asyncio.ensure_future(lost.wait())
         try:
             while not lost.is_set():
                 wake_wait = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({wake_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({wake_wait, lost_wait}, timeout=_PING_SECONDS,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 wake_wait.cancel()
                 if lost.is_set():
                     raise asyncpg.InterfaceError("listening connection closed")
+                if not done:
+                    # Quiet for a while: make sure the listener is still connected. A
+                    # connection dropped without a reset would otherwise go unnoticed.
+                    await con.execute("SELECT 1", timeout=_PING_SECONDS)
+                    continue
                 self._wake.clear()
                 pending, self._pending = self._pending, _Pending()
                 if pending:
@@ -162,6 +173,9 @@ class IndexKeeper:
             "seconds": round(asyncio.get_running_loop().time() - started, 3)})
 
     async def _apply(self, p: _Pending) -> None:
+        if p.everything:
+            await self.reload_all()
+            return
         if p.accounts:
             async with self._pool.acquire() as con:
                 accounts = await fetch_accounts(con)

@@ -8,11 +8,13 @@ Refreshes read only the phone keys and clients a change notification named.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
 from array import array
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,11 +49,15 @@ async def load_employees(con: Conn, account_id: int) -> list[EmployeeRef]:
 
 
 async def build_base(con: Conn, account_id: int, index: AccountIndex) -> None:
-    """Rebuild ``index`` from the database in one consistent snapshot, then swap it in."""
+    """Rebuild ``index`` from the database in one consistent snapshot, then swap it in.
+
+    The arrays are assembled in a worker thread (numpy drops the GIL for its sorts),
+    so routing goes on while a large account is rebuilt.
+    """
     base, slots, employees = await _read_base(con, account_id)
     index.replace_base(base, slots, employees)
     del base
-    _release_memory()  # here, once the build's temporaries are gone
+    await asyncio.to_thread(_release_memory)  # here, once the build's temporaries are gone
 
 
 async def _read_base(
@@ -105,7 +111,17 @@ async def _read_base(
             2,
             account_id,
         )
+    base = await asyncio.to_thread(_assemble, client_uid, client_crm, odd_crm_ids, resp, phones)
+    return base, slots, employees
 
+
+def _assemble(
+    client_uid: npt.NDArray[np.int64],
+    client_crm: npt.NDArray[np.int64],
+    odd_crm_ids: dict[int, str],
+    resp: list[npt.NDArray[np.int64]],
+    phones: list[npt.NDArray[np.int64]],
+) -> BaseArrays:
     # responsibles: ordered by (client, position); each client slot gets its range
     order = np.lexsort((resp[1], resp[0]))
     resp_uid, resp_slot = resp[0][order], resp[2][order]
@@ -131,7 +147,7 @@ async def _read_base(
     phone_key, slot = phone_key[by], slot[by]
     bucket_start, bucket_base, bucket_width = _directory(phone_key)
 
-    base = BaseArrays(
+    return BaseArrays(
         phone_keys=_to_array("q", phone_key),
         phone_slot=_to_array("i", slot),
         bucket_start=_to_array("i", bucket_start),
@@ -142,7 +158,6 @@ async def _read_base(
         resp_slot=_to_array("i", resp_slot),
         odd_crm_ids=odd_crm_ids,
     )
-    return base, slots, employees
 
 
 def _release_memory() -> None:
@@ -151,11 +166,16 @@ def _release_memory() -> None:
     The COPY buffers and numpy temporaries are several times the final index;
     glibc keeps freed heap pages in the process unless asked to trim them.
     """
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _find_malloc_trim() -> Any:
+    libc_name = ctypes.util.find_library("c")  # ~1 ms: once, at import
+    return getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 def _directory(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int, int]:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import uvloop
 
@@ -115,7 +116,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "employee": _employee,
         "demo": _demo,
     }
-    sys.exit(uvloop.run(commands[args.command](config, args)))
+    try:
+        code = uvloop.run(commands[args.command](config, args))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        where = ("DATABASE_URL" if config.database_url
+                 else f"the embedded database in {config.data_dir}")
+        print(f"mango-router: cannot use {where}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 def _serve(config: Config) -> None:

@@ -7,6 +7,7 @@ exit code 2 and a message naming the variable (the CLI does the exiting).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def load_config(
     if log_level not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
     return Config(
-        database_url=env.text("DATABASE_URL"),
+        database_url=env.dsn("DATABASE_URL"),
         data_dir=Path(env.text("ROUTER_DATA_DIR") or "./.data"),
         host=env.text("ROUTER_HOST") or "127.0.0.1",
         port=env.integer("ROUTER_PORT", 8080, low=0, high=65535),
@@ -142,9 +143,15 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise ConfigError(name, f"must be a number, not {raw!r}") from None
-        if not value >= low:
+        if not math.isfinite(value) or not value >= low:
             raise ConfigError(name, f"must be at least {low}, not {raw}")
         return value
+
+    def dsn(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and urlsplit(raw).scheme not in ("postgres", "postgresql"):
+            raise ConfigError(name, "must be a postgresql:// URL")
+        return raw
 
     def url(self, name: str) -> str | None:
         raw = self.text(name)

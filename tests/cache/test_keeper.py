@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -320,3 +321,37 @@ async def test_change_committed_while_the_listener_was_down_is_seen_after_reconn
                 lambda: k.decide(NUMBER) == Decision(NUMBER, None, "10", "2", "102"))
     finally:
         await admin.close()
+
+
+async def test_truncate_reaches_the_index(dsn: str) -> None:
+    """TRUNCATE names no rows; the keeper rebuilds every account from what is left."""
+    await load_records(dsn, [
+        {"type": "employee", "id": "1", "extension": "101", "active": True},
+        {"type": "client", "id": "10", "phones": ["79161234567"],
+         "responsibles": [{"type": "employee", "id": "1"}]},
+    ])
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    indexes = IndexRegistry()
+    keeper = IndexKeeper(dsn, pool, indexes, AccountRegistry())
+    task = asyncio.create_task(keeper.run())
+    try:
+        await asyncio.wait_for(keeper.ready.wait(), 10)
+        (account_id,) = indexes.account_ids()
+        index = indexes.get(account_id)
+        assert index is not None
+        assert index.decide("79161234567") is not None
+        assert index.decide("79161234567").routed  # type: ignore[union-attr]
+        await pool.execute("TRUNCATE client_phones")
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            decision = indexes.get(account_id).decide("79161234567")  # type: ignore[union-attr]
+            if decision is not None and decision.reason == "no_client":
+                break
+            await asyncio.sleep(0.02)
+        assert decision is not None
+        assert decision.reason == "no_client"
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await pool.close()

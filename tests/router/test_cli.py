@@ -232,3 +232,16 @@ async def test_sigterm_lets_routes_in_flight_finish_and_flushes_the_records(
         await con.close()
     assert [(r["outcome"], r["pbx_result"]) for r in rows] == [("routed", 1000)]
     assert events == 1
+
+
+async def test_database_url_that_is_not_postgresql_exits_2_naming_it() -> None:
+    code, _, err = await run_cli("route", ROUTED, dsn="mysql://x/y")
+    assert code == 2
+    assert "DATABASE_URL" in err
+
+
+async def test_unreachable_database_exits_2_with_a_message_not_a_traceback() -> None:
+    code, _, err = await run_cli("route", ROUTED, dsn="postgresql://u@127.0.0.1:1/none")
+    assert code == 2
+    assert "cannot use DATABASE_URL" in err
+    assert "Traceback" not in err

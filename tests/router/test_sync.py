@@ -88,7 +88,13 @@ async def test_serve_syncs_an_empty_copy_at_start_and_routes_from_it(
     svc = await synced()
     state = crm[0]
     client_id, employee_id, _ = _routable(state)
-    body = await _route(svc, _number(state, client_id))
+    number = _number(state, client_id)
+
+    async def routed() -> bool:  # the index follows the committed sync within a second
+        return "client_id" in await _route(svc, number)
+
+    await wait_for(routed, within=1.0)
+    body = await _route(svc, number)
     assert body["client_id"] == client_id
     assert body["employee_id"] == employee_id
     assert body["extension"] == state.employees[employee_id].extension
