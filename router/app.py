@@ -108,9 +108,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # users never change session state.
     claim_pool = await asyncpg.create_pool(
         dsn, min_size=_CLAIM_CONNECTIONS, max_size=_CLAIM_CONNECTIONS,
-        # Plan each claim afresh: a plan cached while call_events was small would
-        # scan it whole once it is large (measured: latency grew with the journal).
-        server_settings={"synchronous_commit": "off", "plan_cache_mode": "force_custom_plan"},
+        server_settings={"synchronous_commit": "off"},
         init=prepare_claim,
         reset=_keep_session,
     )

@@ -102,7 +102,7 @@ class Router:
         if not self._claims.claim_here(account.id, call.entry_id):
             self._record(account, call, decision.number, "duplicate", received_at, decision)
             return
-        if await self._claims.claim_shared(account.id, call.entry_id, call.call_id) is False:
+        if await self._claims.claim_shared(account.id, call.entry_id) is False:
             self._record(account, call, decision.number, "claimed_elsewhere", received_at,
                          decision)
             return
