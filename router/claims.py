@@ -24,6 +24,8 @@ from contextlib import suppress
 
 import asyncpg
 
+from router.batcher import give_up
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Claims", "prepare_claim"]
@@ -93,13 +95,15 @@ class Claims:
         answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((account_id, entry_id, answer))
         self._wake.set()
+        timer = asyncio.get_running_loop().call_later(self._within, give_up, answer)
         try:
-            async with asyncio.timeout(self._within):  # the batch still runs to its end
-                return await answer
+            return await answer  # on a timeout the batch still runs to its end
         except TimeoutError:
             logger.warning("route claim not answered in time; routing from memory",
                            extra={"within_ms": self._within * 1000})
             return None
+        finally:
+            timer.cancel()
 
     async def _run(self) -> None:
         # One batch at a time: measured, two in flight cost more than they saved.
