@@ -151,6 +151,9 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(asyncio.shield(keeper.ready.wait()), _READY_WAIT)
     if not keeper.ready.is_set():
         logger.error("index not loaded yet; serving, /readyz says 503 until it is")
+    elif not app[ACCOUNTS].all():
+        logger.warning("no accounts yet: set MANGO_API_KEY and MANGO_API_SALT for the "
+                       "'default' account, or run `mango-router account add`")
     yield
     task.cancel()
     with suppress(asyncio.CancelledError):
