@@ -9,7 +9,7 @@ import asyncpg
 __all__ = ["DecisionRecord", "write_decisions"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: made on every call, and frozen is slow
 class DecisionRecord:
     account_id: int
     entry_id: str

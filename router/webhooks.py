@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
@@ -48,9 +49,10 @@ async def _signed_json(
     """The account and the parsed JSON of a signed request, or the response refusing it."""
     if request.content_type != "application/x-www-form-urlencoded":
         return _refuse(400, "body must be application/x-www-form-urlencoded")
-    try:
-        form = await request.post()
-    except (ValueError, LookupError):  # bad encoding, unknown charset
+    try:  # three known fields: parsed directly, cheaper than request.post()'s multidict
+        form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True,
+                              errors="strict"))
+    except ValueError:  # not UTF-8, or percent-escapes that are not
         return _refuse(400, "body is not a form")
     key, sign, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
     if not isinstance(key, str) or not isinstance(sign, str) or not isinstance(raw, str):
