@@ -9,6 +9,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,21 +72,30 @@ async def _make_template(pg_dsn: str) -> None:
         await con.close()
 
 
-@pytest.fixture
-async def dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
+@asynccontextmanager
+async def throwaway_database(pg_dsn: str, template: str) -> AsyncIterator[str]:
+    """A new database copied from ``template``, dropped afterwards; yields its DSN."""
     name = f"mr_test_{os.getpid()}_{next(_counter)}"
     con = await asyncpg.connect(pg_dsn)
     try:
-        await con.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+        await con.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     finally:
         await con.close()
-    yield _with_db(pg_dsn, name)
-    con = await asyncpg.connect(pg_dsn)
     try:
-        await con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        yield _with_db(pg_dsn, name)
     finally:
-        await con.close()
+        con = await asyncpg.connect(pg_dsn)
+        try:
+            await con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await con.close()
+
+
+@pytest.fixture
+async def dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    async with throwaway_database(pg_dsn, template_db) as url:
+        yield url
 
 
 @pytest.fixture

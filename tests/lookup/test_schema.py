@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -12,30 +10,14 @@ import asyncpg
 import pytest
 
 from lookup.schema import apply_migrations
-
-_names = itertools.count()
-
-
-def _with_db(dsn: str, name: str) -> str:
-    base, _, query = dsn.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture
 async def empty_dsn(pg_dsn: str) -> AsyncIterator[str]:
     """A brand-new database with no schema (not copied from the migrated template)."""
-    name = f"mr_empty_{os.getpid()}_{next(_names)}"
-    con = await asyncpg.connect(pg_dsn)
-    try:
-        await con.execute(f"CREATE DATABASE {name} TEMPLATE template0")
-    finally:
-        await con.close()
-    yield _with_db(pg_dsn, name)
-    con = await asyncpg.connect(pg_dsn)
-    try:
-        await con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await con.close()
+    async with throwaway_database(pg_dsn, "template0") as url:
+        yield url
 
 
 def _migration_files() -> list[str]:
