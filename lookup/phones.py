@@ -32,8 +32,11 @@ def phone_key(raw: str, region: str = "RU") -> int | None:
     if raw.isdigit() and raw.isascii():
         if region == "RU":  # _digits_key inlined: this is the PBX's shape, on every call
             n = len(raw)
-            if n == 11 and (raw[0] == "7" or raw[0] == "8"):
-                return _RU_BASE + int(raw[1:])
+            if n == 11:
+                if raw[0] == "7":
+                    return int(raw)
+                if raw[0] == "8":
+                    return _RU_BASE + int(raw[1:])
             if n == 10:
                 return _RU_BASE + int(raw)
     elif region == "RU":
