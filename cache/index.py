@@ -161,9 +161,6 @@ class AccountIndex:
             self._employees.append(None)
         return slot
 
-    def employee_slots(self) -> dict[str, int]:
-        return dict(self._employee_slots)
-
     def set_employees(self, employees: list[EmployeeRef]) -> None:
         """Replace every employee's state; responsibles keep pointing at the same slots."""
         for employee in employees:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import phonenumbers
 
-__all__ = ["PhoneFormat", "canonical", "format_phone", "phone_key"]
+__all__ = ["PhoneFormat", "format_phone", "phone_key"]
 
 PhoneFormat = Literal["e164", "international", "national", "digits"]
 
@@ -64,11 +64,6 @@ def _digits_key(digits: str, region: str) -> int | None:
         if n == 10:
             return _RU_BASE + int(digits)
     return None
-
-
-def canonical(raw: str, region: str = "RU") -> str | None:
-    key = phone_key(raw, region)
-    return None if key is None else str(key)
 
 
 def _parse(raw: str, region: str) -> int | None:

@@ -73,10 +73,6 @@ class BatchWriter(Generic[T]):
         self._queue.append((item, None))
         self._wake.set()
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
