@@ -160,7 +160,6 @@ def merge_update(
     current: Settings,
     update: Mapping[str, Any],
     *,
-    check_refs: bool = True,
     known_employees: Callable[[str], bool] | None = None,
     known_deal: Callable[[DealTarget], bool] | None = None,
 ) -> Settings:
@@ -175,8 +174,7 @@ def merge_update(
             raise SettingsError(key, "is not a setting")
         changes[key] = check(key, value)
     merged = replace(current, **changes)
-    if check_refs:
-        _check_rules(merged, known_employees, known_deal)
+    _check_rules(merged, known_employees, known_deal)
     return merged
 
 
