@@ -134,6 +134,7 @@ async def _handle_command(request: web.Request) -> web.Response:
     if not isinstance(payload, dict):
         return web.json_response({"result": 3101}, status=400)
     state._record(command, payload)
+    logger.info("command received", extra={"command": command, "payload": payload})
     behaviour = state.behaviour
     if behaviour.delay_ms:
         await asyncio.sleep(behaviour.delay_ms / 1000)
