@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import asyncpg
 
@@ -22,12 +24,33 @@ async def database_url(config: Config) -> str:
     return await asyncio.to_thread(ensure_embedded, config.data_dir)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool on a migrated schema."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
-    async with pool.acquire() as con:
-        await apply_migrations(con)
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    migrate: bool = True,
+    server_settings: dict[str, str] | None = None,
+    init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+) -> asyncpg.Pool:
+    """A pool (on a migrated schema unless ``migrate`` is off).
+
+    Its connections skip asyncpg's reset-on-release, a round trip on every use:
+    nothing here changes session state on a pooled connection (LISTEN and
+    session advisory locks live on connections of their own), and asyncpg still
+    rolls back a transaction left open.
+    """
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     server_settings=server_settings, init=init,
+                                     reset=_keep_session)
+    if migrate:
+        async with pool.acquire() as con:
+            await apply_migrations(con)
     return pool
+
+
+async def _keep_session(_con: asyncpg.Connection) -> None:
+    """Pool ``reset`` that sends nothing."""
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -104,16 +104,12 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # Claims get connections of their own, all open from the start, so a claim never
     # waits behind a journal batch or for a connection to be made. A claim that a
     # crash loses is harmless, so it does not wait for the disk either.
-    # Both hot pools skip asyncpg's reset-on-release (a round trip per use): their
-    # users never change session state.
-    claim_pool = await asyncpg.create_pool(
-        dsn, min_size=_CLAIM_CONNECTIONS, max_size=_CLAIM_CONNECTIONS,
-        server_settings={"synchronous_commit": "off"},
-        init=prepare_claim,
-        reset=_keep_session,
+    claim_pool = await create_pool(
+        dsn, min_size=_CLAIM_CONNECTIONS, max_size=_CLAIM_CONNECTIONS, migrate=False,
+        server_settings={"synchronous_commit": "off"}, init=prepare_claim,
     )
     # The journal and the decision record write through connections of their own.
-    write_pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2, reset=_keep_session)
+    write_pool = await create_pool(dsn, min_size=2, max_size=2, migrate=False)
     app[DSN] = dsn
     app[POOL] = pool
     app[CLAIM_POOL] = claim_pool
@@ -125,10 +121,6 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         except TimeoutError:
             logger.warning("database connections still busy at shutdown; terminating them")
             each.terminate()
-
-
-async def _keep_session(_con: asyncpg.Connection) -> None:
-    """Pool ``reset`` that sends nothing (asyncpg still rolls back an open transaction)."""
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
