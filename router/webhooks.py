@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,13 +30,14 @@ __all__ = ["setup_webhooks"]
 
 _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stays queued
 _ACCEPTED = b'{"result": 1000}'
-_KINDS = {"events/call": "call", "events/summary": "summary", "events/recording": "recording",
-          "events/dtmf": "dtmf"}
+_KINDS = {"/mango/events/call": "call", "/mango/events/summary": "summary",
+          "/mango/events/recording": "recording", "/mango/events/dtmf": "dtmf",
+          "/mango/result/{command}": "result"}
 
 
 def setup_webhooks(app: web.Application) -> None:
-    app.router.add_post("/mango/events/{event}", handle_event)
-    app.router.add_post("/mango/result/{command}", handle_event)
+    for path, kind in _KINDS.items():  # the kind is bound here, not parsed per request
+        app.router.add_post(path, partial(handle_event, kind=kind))
     app.router.add_post("/mango/ping", handle_ping)
 
 
@@ -78,16 +80,12 @@ async def handle_ping(request: web.Request) -> web.Response:
     return web.json_response({"result": 1000})
 
 
-async def handle_event(request: web.Request) -> web.Response:
+async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     received_at = time.monotonic()
     checked = await _signed_json(request)
     if isinstance(checked, web.Response):
         return checked
     account, body, raw = checked
-    path = request.path.removeprefix("/mango/")
-    kind = _KINDS.get(path) or ("result" if path.startswith("result/") else None)
-    if kind is None:
-        return _refuse(404, "unknown notification")
     router = request.app[ROUTER]
     try:
         if kind == "call":

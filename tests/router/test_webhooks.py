@@ -223,3 +223,9 @@ async def test_many_concurrent_events_are_all_journaled_in_few_round_trips(
     count = next(line for line in metrics.splitlines()
                  if line.startswith("mango_router_journal_batch_size_count"))
     assert float(count.split()[-1]) < 200  # batched: fewer writes than events
+
+
+async def test_unknown_notification_kind_is_404_and_not_stored(service: Service) -> None:
+    status, _ = await service.event("events/bogus", call_event("e1", ROUTED))
+    assert status == 404
+    assert await journal(service.dsn) == []
