@@ -363,16 +363,9 @@ class MegaplanClient:
         responsible_ids: Sequence[str] = (),
         extra: Mapping[str, str] | None = None,
     ) -> mp.Client:
-        body = mp.contractor_human_payload(
-            first_name=first_name,
-            last_name=last_name,
-            name=name,
-            phones=phones,
-            responsible_ids=responsible_ids,
-            extra=extra,
-        )
-        data, _ = await self.request("POST", "/api/v3/contractorHuman", json=body)
-        return mp.parse_client(data)
+        return await self._write_client(
+            "/api/v3/contractorHuman", first_name=first_name, last_name=last_name, name=name,
+            phones=phones, responsible_ids=responsible_ids, extra=extra)
 
     async def update_client(
         self,
@@ -385,15 +378,13 @@ class MegaplanClient:
         responsible_ids: Sequence[str] | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> mp.Client:
-        body = mp.contractor_human_payload(
-            first_name=first_name,
-            last_name=last_name,
-            name=name,
-            phones=phones,
-            responsible_ids=responsible_ids,
-            extra=extra,
-        )
-        data, _ = await self.request("POST", f"/api/v3/contractorHuman/{client_id}", json=body)
+        return await self._write_client(
+            f"/api/v3/contractorHuman/{client_id}", first_name=first_name, last_name=last_name,
+            name=name, phones=phones, responsible_ids=responsible_ids, extra=extra)
+
+    async def _write_client(self, path: str, **fields: Any) -> mp.Client:
+        """Create (the collection path) or update (an object path): the same body."""
+        data, _ = await self.request("POST", path, json=mp.contractor_human_payload(**fields))
         return mp.parse_client(data)
 
     async def create_deal(
