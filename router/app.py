@@ -41,10 +41,12 @@ from router.keys import (
     METRICS,
     PBX,
     POOL,
+    REPLICAS,
     ROUTER,
 )
 from router.metrics import Metrics
 from router.pbx_client import PbxClient
+from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
 from router.settings_page import setup_settings_page
@@ -179,6 +181,9 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
                         config.lookup_crm_password)
     claims = Claims(app[CLAIM_POOL], within_ms=config.claim_timeout_ms)
     claims.start()
+    replicas = ReplicaLock(app[DSN], claims, app[METRICS].solo)
+    await replicas.start()
+    app[REPLICAS] = replicas
     router = Router(
         deadline_ms=config.route_deadline_ms,
         mode=config.lookup_mode,
@@ -194,6 +199,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(app), name="housekeeping")
     yield
     await router.drain(within=_DRAIN)
+    await replicas.close()  # after the drain: the claims it owes are all queued
     await claims.close()
     app[HOUSEKEEPING].cancel()
     with suppress(asyncio.CancelledError):

@@ -1,13 +1,16 @@
 """Never two routes for one entry: a claim per entry, in this process and across replicas.
 
 The process claim is a bounded in-memory set. The replica claim is an INSERT
-that only one replica can win. Claims that arrive together go out together
+that only one replica can win. While this replica routes alone (``solo``, kept
+by router.replicas), nobody else can receive the trigger: the claim is queued
+to be written after the route and the hot path does not wait for it. Otherwise
+the route waits for its claim: claims that arrive together go out together
 (one statement per batch, group-commit style), so a burst of calls costs a
-few round trips, not one each. A caller waits for its answer a few
-milliseconds at most; if the database does not answer in time, or is down,
-routing goes on from memory with the process claim alone (a late route is
-worse than a rare duplicate while the database is unhealthy). A statement
-that answers late still lands, so the other replicas still see the claim.
+few round trips, not one each. A caller waits a few milliseconds at most; if
+the database does not answer in time, or is down, routing goes on from memory
+with the process claim alone (a late route is worse than a rare duplicate
+while the database is unhealthy). A statement that answers late still lands,
+so the other replicas still see the claim.
 
 The claim touches ``route_claims`` only (an unlogged table). Whether the call
 already ended is known from the events this process received, checked before
@@ -32,6 +35,8 @@ __all__ = ["Claims", "prepare_claim"]
 
 _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traffic)
 _BATCH = 500
+_RECENT = "10 minutes"  # a re-sent trigger comes within seconds; claims this young count
+_RETRY = 0.1  # seconds between attempts to write claims owed from solo routing
 
 _CLAIM = """
 INSERT INTO route_claims (account_id, entry_id)
@@ -46,11 +51,13 @@ async def prepare_claim(con: asyncpg.Connection) -> None:
     await con.prepare(_CLAIM)
 
 
-_Ask = tuple[int, str, "asyncio.Future[bool | None]"]
+# account, entry, and the waiting route's answer (None: written after the route, solo)
+_Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 
 class Claims:
-    __slots__ = ("_ended", "_local", "_pending", "_pool", "_task", "_wake", "_within")
+    __slots__ = ("_busy", "_ended", "_local", "_pending", "_pool", "_task", "_wake", "_within",
+                 "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -59,7 +66,9 @@ class Claims:
         self._local: OrderedDict[str, None] = OrderedDict()
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._pending: list[_Ask] = []
+        self._busy = False
         self._wake = asyncio.Event()
+        self.solo = False  # set by router.replicas.ReplicaLock
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -80,6 +89,23 @@ class Claims:
             self._local.popitem(last=False)
         return True
 
+    async def remember_recent(self, con: asyncpg.Connection) -> int:
+        """Take every replica's recent claims in as this process's own (before routing solo).
+
+        A trigger that another replica (or this one before a restart) routed may be
+        re-sent here; routing solo, only this process's memory would catch it.
+        """
+        rows = await con.fetch(
+            f"SELECT account_id, entry_id FROM route_claims"
+            f" WHERE claimed_at > now() - interval '{_RECENT}'"
+        )
+        local = self._local
+        for account_id, entry_id in rows:
+            local[f"{account_id}:{entry_id}"] = None
+        while len(local) > _REMEMBER:
+            local.popitem(last=False)
+        return len(rows)
+
     def mark_ended(self, account_id: int, call_or_entry: str) -> None:
         """The greeting leg (call_id) or the entry ended: a trigger for it is too late."""
         self._ended[f"{account_id}:{call_or_entry}"] = None
@@ -92,6 +118,10 @@ class Claims:
 
     async def claim_shared(self, account_id: int, entry_id: str) -> bool | None:
         """True: ours. False: another replica's. None: no answer in time."""
+        if self.solo:  # no one else can have it: written after the route
+            self._pending.append((account_id, entry_id, None))
+            self._wake.set()
+            return True
         answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((account_id, entry_id, answer))
         self._wake.set()
@@ -105,6 +135,13 @@ class Claims:
         finally:
             timer.cancel()
 
+    async def flush(self, *, within: float) -> None:
+        """Wait until every claim queued so far is written (TimeoutError past ``within``)."""
+        async with asyncio.timeout(within):
+            while self._pending or self._busy:
+                self._wake.set()
+                await asyncio.sleep(0.002)
+
     async def _run(self) -> None:
         # One batch at a time: measured, two in flight cost more than they saved.
         while True:
@@ -112,7 +149,11 @@ class Claims:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
-                await self._claim(batch)
+                self._busy = True
+                try:
+                    await self._claim(batch)
+                finally:
+                    self._busy = False
 
     async def _claim(self, batch: list[_Ask]) -> None:
         try:
@@ -121,11 +162,17 @@ class Claims:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("route claims failed; routing from memory",
                            extra={"error": repr(exc), "claims": len(batch)})
-            for *_, answer in batch:
-                if not answer.done():
-                    answer.set_result(None)
+            owed = []
+            for ask in batch:
+                if ask[2] is None:
+                    owed.append(ask)
+                elif not ask[2].done():
+                    ask[2].set_result(None)
+            if owed:  # routed already: the claim must still land, for other replicas
+                self._pending[:0] = owed
+                await asyncio.sleep(_RETRY)
             return
         won = {(r["account_id"], r["entry_id"]) for r in rows}
         for account_id, entry_id, answer in batch:
-            if not answer.done():
+            if answer is not None and not answer.done():
                 answer.set_result((account_id, entry_id) in won)

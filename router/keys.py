@@ -13,6 +13,7 @@ from router.config import Config
 from router.journal import JournalEntry
 from router.metrics import Metrics
 from router.pbx_client import PbxClient
+from router.replicas import ReplicaLock
 from router.routing import Router
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "METRICS",
     "PBX",
     "POOL",
+    "REPLICAS",
     "ROUTER",
 ]
 
@@ -39,4 +41,5 @@ KEEPER = web.AppKey("keeper", IndexKeeper)
 METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)
 ROUTER = web.AppKey("router", Router)
+REPLICAS = web.AppKey("replicas", ReplicaLock)
 JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

@@ -20,7 +20,8 @@ _LATENCY_BUCKETS = (
 
 class Metrics:
     __slots__ = ("_children", "decisions", "events", "journal_batch", "pbx_commands", "registry",
-                 "route_latency", "sync_duration", "sync_errors", "sync_records", "sync_success")
+                 "route_latency", "solo", "sync_duration", "sync_errors", "sync_records",
+                 "sync_success")
 
     def __init__(self, phones: Callable[[], float]) -> None:
         self._children: dict[tuple[int, str], Counter] = {}
@@ -37,6 +38,11 @@ class Metrics:
         )
         self.pbx_commands = Counter(
             "mango_router_pbx_commands", "Commands sent to the PBX by result.", ["result"],
+            registry=r,
+        )
+        self.solo = Gauge(
+            "mango_router_solo",
+            "1 while this replica routes alone (each claim written after its route).",
             registry=r,
         )
         self.events = Counter(

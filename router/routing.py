@@ -2,8 +2,9 @@
 
 Read top to bottom, this is all of it. The trigger's handler starts
 ``Router.route`` and answers the PBX without waiting. The decision comes from
-the in-memory index (no database, no CRM); the one database statement on the
-path is the claim across replicas, which waits a few milliseconds at most.
+the in-memory index (no database, no CRM). The claim across replicas is the
+only database statement on the path, and only while other replicas run (it
+waits a few milliseconds at most); a replica alone writes it after the route.
 The command goes out only while it can still be sent before the deadline; a
 miss, an error or a timeout sends nothing, and the PBX's default scheme goes
 on. Every decision is recorded (batched) and counted.

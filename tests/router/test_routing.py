@@ -8,7 +8,8 @@ import time
 import asyncpg
 import pytest
 
-from router.keys import ACCOUNTS, ROUTER
+from router.keys import ACCOUNTS, REPLICAS, ROUTER
+from router.replicas import LOCK_CLASS
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED, UNKNOWN
 
@@ -233,8 +234,11 @@ async def test_route_goes_on_from_memory_when_the_claim_cannot_be_made(
     service_factory: ServiceFactory, dsn: str
 ) -> None:
     await load_records(dsn, ALL)
-    svc = await service_factory()
     con = await asyncpg.connect(dsn)
+    # another replica runs (so this one claims before it routes)
+    await con.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)
+    svc = await service_factory()
+    assert not svc.client.app[REPLICAS].solo
     try:
         async with con.transaction():
             # Hold the claim table: the shared claim cannot answer within its few ms.

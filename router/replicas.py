@@ -1,0 +1,168 @@
+"""Is this the only replica routing? A PostgreSQL advisory lock says.
+
+Every replica holds one key's advisory lock in shared mode for as long as it
+serves. A replica that finds itself alone also takes the same key in exclusive
+mode and routes *solo*: no other replica can receive the trigger, so its claim
+(router.claims) is written just after the route instead of awaited before it,
+and the hot path has no database round trip at all.
+
+A replica that starts sends ``NOTIFY router_join`` and asks for the shared lock,
+which waits while someone holds the exclusive one. The solo replica hears the
+notification (or sees the waiter in ``pg_locks`` within a second), stops
+routing solo, writes the claims it still owes, and only then lets go of the
+exclusive lock: by the time the newcomer routes anything, every claim of the
+solo period is in the table. From then on every replica claims before it routes.
+When the others are gone, the survivor takes the exclusive lock again.
+
+The lock lives on a connection of its own; if that connection fails the
+replica stops routing solo at once (it may have lost the lock without knowing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+
+import asyncpg
+from prometheus_client import Gauge
+
+from router.claims import Claims
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOCK_CLASS", "ReplicaLock"]
+
+LOCK_CLASS = 0x524F5554  # "ROUT": pg_advisory_lock(LOCK_CLASS, 0)
+_CHANNEL = "router_join"
+_CHECK = 1.0  # seconds between looks at the lock (also the connection's liveness ping)
+_STAY_SHARED = 2.0  # after stepping down, give the newcomer time to take its lock
+_JOIN_WAIT = 10.0  # the most a start waits for a solo replica to step down
+_FLUSH_WAIT = 5.0  # the most a step-down waits for the owed claims to be written
+
+_WAITERS = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND NOT granted
+      AND classid = $1 AND objid = 0 AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+"""
+
+
+class ReplicaLock:
+    """Keeps ``claims.solo`` true exactly while this replica holds the exclusive lock."""
+
+    __slots__ = ("_claims", "_con", "_dsn", "_gauge", "_heard", "_shared_since", "_task")
+
+    def __init__(self, dsn: str, claims: Claims, gauge: Gauge) -> None:
+        self._dsn = dsn
+        self._claims = claims
+        self._gauge = gauge
+        self._con: asyncpg.Connection | None = None
+        self._heard = asyncio.Event()
+        self._shared_since = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def solo(self) -> bool:
+        return self._claims.solo
+
+    async def start(self) -> None:
+        """Join the replicas (waiting a bounded time for a solo one to step down)."""
+        try:
+            await asyncio.wait_for(self._join(), _JOIN_WAIT)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("replica lock not taken yet; claiming before every route",
+                           extra={"error": repr(exc)})
+            await self._drop_connection()
+        self._task = asyncio.create_task(self._run(), name="replica-lock")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        if self.solo:
+            self._set_solo(False)
+            with suppress(TimeoutError):
+                await self._claims.flush(within=_FLUSH_WAIT)
+        await self._drop_connection()  # closing the session lets go of both locks
+
+    async def _join(self) -> None:
+        con = await asyncpg.connect(self._dsn)
+        self._con = con
+        await con.add_listener(_CHANNEL, self._on_join)
+        if not await con.fetchval("SELECT pg_try_advisory_lock_shared($1, 0)", LOCK_CLASS):
+            await con.execute("SELECT pg_notify($1, '')", _CHANNEL)  # someone is solo
+            await con.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)
+        self._shared_since = time.monotonic()
+        await self._try_solo()
+
+    def _on_join(self, con: object, pid: int, channel: str, payload: object) -> None:
+        if self._con is not None and pid != self._con.get_server_pid():
+            self._heard.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._con is None or self._con.is_closed():
+                    await asyncio.wait_for(self._join(), _JOIN_WAIT)
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.solo:
+                    self._set_solo(False)
+                logger.warning("replica lock connection lost; claiming before every route",
+                               extra={"error": repr(exc)})
+                await self._drop_connection()
+            await asyncio.sleep(_CHECK)
+
+    async def _watch(self) -> None:
+        assert self._con is not None
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._heard.wait(), _CHECK)
+            joined = self._heard.is_set()
+            self._heard.clear()
+            if self.solo:
+                if joined or await self._con.fetchval(_WAITERS, LOCK_CLASS):
+                    await self._step_down()
+            elif joined:
+                self._shared_since = time.monotonic()
+            elif time.monotonic() - self._shared_since >= _STAY_SHARED:
+                await self._try_solo()
+            else:
+                await self._con.execute("SELECT 1")  # a dead connection shows up here
+
+    async def _try_solo(self) -> None:
+        assert self._con is not None
+        if await self._con.fetchval("SELECT pg_try_advisory_lock($1, 0)", LOCK_CLASS):
+            # what the others routed lately may be re-sent here: remember it first
+            await self._claims.remember_recent(self._con)
+            self._set_solo(True)
+
+    async def _step_down(self) -> None:
+        assert self._con is not None
+        self._set_solo(False)  # triggers from now on claim before they route
+        try:
+            await self._claims.flush(within=_FLUSH_WAIT)
+        except TimeoutError:
+            logger.error("claims of the solo period not all written before stepping down")
+        await self._con.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS)
+        self._shared_since = time.monotonic()
+
+    def _set_solo(self, solo: bool) -> None:
+        self._claims.solo = solo
+        self._gauge.set(1 if solo else 0)
+        logger.info("routing solo" if solo else "routing with claims before each route",
+                    extra={"solo": solo})
+
+    async def _drop_connection(self) -> None:
+        con, self._con = self._con, None
+        if con is not None and not con.is_closed():
+            with suppress(Exception):
+                await asyncio.wait_for(con.close(), 2.0)
+            if not con.is_closed():
+                con.terminate()

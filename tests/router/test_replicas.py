@@ -1,0 +1,135 @@
+"""Routing alone or beside other replicas: the advisory lock and the claims on each side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from router.keys import REPLICAS
+from router.replicas import LOCK_CLASS
+from tests.conftest import Service, ServiceFactory, call_event, load_records
+from tests.router.data import ALL, ROUTED
+from tests.router.test_routing import decisions
+
+
+def solo(svc: Service) -> bool:
+    return svc.client.app[REPLICAS].solo
+
+
+async def until(check: Callable[[], bool], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def claimed(dsn: str, entry_id: str, within: float = 3.0) -> bool:
+    con = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if await con.fetchval("SELECT count(*) FROM route_claims WHERE entry_id = $1",
+                                  entry_id):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+    finally:
+        await con.close()
+
+
+async def test_a_lone_replica_routes_solo_and_still_records_the_claim(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    await load_records(dsn, ALL)
+    svc = await service_factory()
+    assert solo(svc)
+    await svc.event("events/call", call_event("e1", ROUTED))
+    assert [r.payload["to_number"] for r in await svc.pbx.wait_routes(1)] == ["101"]
+    assert await claimed(dsn, "e1")
+
+
+async def test_a_joining_replica_ends_solo_routing_and_sees_its_claims(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    await load_records(dsn, ALL)
+    first = await service_factory()
+    await first.event("events/call", call_event("e1", ROUTED))
+    await first.pbx.wait_routes(1)
+    second = await service_factory()  # its start waits until the first stepped down
+    assert not solo(first)
+    assert not solo(second)
+    await second.event("events/call", call_event("e1", ROUTED))  # re-sent to the newcomer
+    rows = await decisions(dsn, 2)
+    assert sorted(r["outcome"] for r in rows) == ["claimed_elsewhere", "routed"]
+    assert len(first.pbx.routes()) == 1
+
+
+async def test_two_replicas_given_the_same_triggers_route_each_once(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    await load_records(dsn, ALL)
+    first, second = await service_factory(), await service_factory()
+    sends = [svc.event("events/call", call_event(f"e{i}", ROUTED))
+             for i in range(10) for svc in (first, second)]
+    assert all(status == 200 for status, _ in await asyncio.gather(*sends))
+    routes = await first.pbx.wait_routes(11, within=1.0)
+    assert sorted(r.payload["call_id"] for r in routes) == sorted(f"e{i}-ivr" for i in range(10))
+
+
+async def test_the_last_replica_routes_solo_again_once_the_other_is_gone(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    first, second = await service_factory(), await service_factory()
+    assert not solo(first)
+    await second.client.close()
+    assert await until(lambda: solo(first), within=6.0)
+
+
+async def test_a_replica_going_solo_remembers_what_others_routed_lately(
+    service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection
+) -> None:
+    await load_records(dsn, ALL)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    # another replica (now gone) routed e1; the PBX re-sends its trigger here
+    await db.execute("INSERT INTO route_claims (account_id, entry_id) VALUES ($1, 'e1')",
+                     account_id)
+    svc = await service_factory()
+    assert solo(svc)
+    await svc.event("events/call", call_event("e1", ROUTED))
+    rows = await decisions(dsn, 1)
+    assert [r["outcome"] for r in rows] == ["duplicate"]
+    assert svc.pbx.routes() == []
+
+
+async def test_a_replica_that_loses_its_lock_stops_routing_solo_until_it_has_it_again(
+    service_factory: ServiceFactory, db: asyncpg.Connection
+) -> None:
+    svc = await service_factory()
+    assert solo(svc)
+    pid = await db.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+        " AND mode = 'ExclusiveLock' AND granted", LOCK_CLASS)
+    await db.execute("SELECT pg_terminate_backend($1)", pid)
+    assert await until(lambda: not solo(svc), within=3.0)
+    assert await until(lambda: solo(svc), within=6.0)
+
+
+async def test_a_replica_beside_another_claims_before_it_routes(
+    service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection
+) -> None:
+    await load_records(dsn, ALL)
+    await db.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)  # another replica
+    svc = await service_factory()
+    assert not solo(svc)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    await db.execute("INSERT INTO route_claims (account_id, entry_id) VALUES ($1, 'e1')",
+                     account_id)  # ... which has just claimed e1
+    await svc.event("events/call", call_event("e1", ROUTED))
+    rows = await decisions(dsn, 1)
+    assert [r["outcome"] for r in rows] == ["claimed_elsewhere"]
+    assert svc.pbx.routes() == []
