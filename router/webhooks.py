@@ -13,13 +13,13 @@ import logging
 import time
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
 from lookup.accounts import Account
 from router.events import BadRequest, CallEvent, check_fields
+from router.form_body import parse_form
 from router.journal import JournalEntry
 from router.keys import ACCOUNTS, JOURNAL, METRICS, ROUTER
 from router.signing import verify
@@ -52,8 +52,7 @@ async def _signed_json(
     if request.content_type != "application/x-www-form-urlencoded":
         return _refuse(400, "body must be application/x-www-form-urlencoded")
     try:  # three known fields: parsed directly, cheaper than request.post()'s multidict
-        form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True,
-                              errors="strict"))
+        form = parse_form(await request.read())
     except ValueError:  # not UTF-8, or percent-escapes that are not
         return _refuse(400, "body is not a form")
     key, sign, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
