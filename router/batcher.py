@@ -4,6 +4,8 @@ Items queue up while the previous batch is being written; the next write takes
 all of them. A failed write is retried (with backoff) until it lands, so
 nothing queued is ever dropped; a caller that must not wait forever passes
 ``within`` to ``put`` and gets ``TimeoutError`` while its item stays queued.
+A writer nobody waits for may ``gather``: wait that long after the first item,
+so a statement carries more rows (the statement, not the row, is the cost).
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def give_up(waiter: asyncio.Future[Any]) -> None:
 
 
 class BatchWriter(Generic[T]):
-    __slots__ = ("_flush", "_max_batch", "_name", "_queue", "_task", "_wake")
+    __slots__ = ("_flush", "_gather", "_max_batch", "_name", "_queue", "_task", "_wake")
 
     def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[None]],
-                 *, max_batch: int = 1000) -> None:
+                 *, max_batch: int = 1000, gather: float = 0.0) -> None:
         self._name = name
         self._flush = flush
         self._max_batch = max_batch
+        self._gather = gather
         self._queue: list[tuple[T, asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -76,6 +79,8 @@ class BatchWriter(Generic[T]):
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if self._gather:
+                await asyncio.sleep(self._gather)
             self._wake.clear()
             while self._queue:
                 await self._write_some()

@@ -13,9 +13,10 @@ on. Every decision is recorded (batched) and counted.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
-import uuid
 from contextlib import suppress
 from typing import Literal
 
@@ -42,8 +43,8 @@ _COMMAND_TIMEOUT = 2.0  # how long we wait for the PBX's answer to commands/rout
 
 
 class Router:
-    __slots__ = ("_claims", "_crm", "_deadline", "_decisions", "_indexes", "_metrics", "_mode",
-                 "_pbx", "_pool", "_tasks")
+    __slots__ = ("_claims", "_command_ids", "_crm", "_deadline", "_decisions", "_indexes",
+                 "_metrics", "_mode", "_pbx", "_pool", "_tasks")
 
     def __init__(
         self,
@@ -68,6 +69,10 @@ class Router:
         self._pool = pool
         self._crm = crm
         self._tasks: set[asyncio.Task[None]] = set()
+        # unique across replicas and restarts: a random prefix per process, then a count
+        # (cheaper than a uuid4 per call)
+        prefix = os.urandom(8).hex()
+        self._command_ids = (f"{prefix}{n:08x}" for n in itertools.count())
 
     def start(self, account: Account, call: CallEvent, received_at: float) -> None:
         """Route in the background: the PBX's 200 does not wait for it."""
@@ -116,7 +121,7 @@ class Router:
         if self._claims.ended(account.id, call.entry_id, call.call_id):  # while we waited
             self._record(account, call, decision.number, "ended", received_at, decision)
             return
-        command_id = uuid.uuid4().hex
+        command_id = next(self._command_ids)
         sent_at = time.monotonic()
         self._metrics.route_latency.observe(sent_at - received_at)
         result = await self._pbx.command(

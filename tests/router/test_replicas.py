@@ -9,14 +9,15 @@ from collections.abc import Callable
 import asyncpg
 
 from router.keys import REPLICAS
-from router.replicas import LOCK_CLASS
+from router.replicas import LOCK_CLASS, ReplicaLock
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED
 from tests.router.test_routing import decisions
 
 
 def solo(svc: Service) -> bool:
-    return svc.client.app[REPLICAS].solo
+    lock: ReplicaLock = svc.client.app[REPLICAS]
+    return lock.solo
 
 
 async def until(check: Callable[[], bool], within: float = 5.0) -> bool:
