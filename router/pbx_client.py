@@ -1,4 +1,4 @@
-"""Signed commands to the MANGO OFFICE VPBX API (one client session per app)."""
+"""Signed commands to the MANGO OFFICE VPBX API, over router.pbx_http's lean client."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from yarl import URL
 
 from lookup.accounts import Account
+from router.pbx_http import HttpError, HttpPool
 from router.signing import sign
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CommandResult", "PbxClient"]
 
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,20 @@ class CommandResult:
 
 
 class PbxClient:
-    __slots__ = ("_session",)
+    __slots__ = ("_http", "_urls")
 
-    def __init__(self, session: ClientSession) -> None:
-        self._session = session
+    def __init__(self, http: HttpPool) -> None:
+        self._http = http
+        self._urls: dict[tuple[str, str], URL] = {}  # parsed once, not per command
+
+    def _url(self, base: str, command: str) -> URL:
+        url = self._urls.get((base, command))
+        if url is None:
+            if len(self._urls) > 10_000:  # accounts' URLs are few; never grow without bound
+                self._urls.clear()
+            url = self._urls[(base, command)] = URL(
+                (base if base.endswith("/") else base + "/") + command)
+        return url
 
     async def command(
         self, account: Account, command: str, payload: dict[str, Any], *, within: float
@@ -48,26 +58,21 @@ class PbxClient:
             "sign": sign(account.mango_api_key, raw, account.mango_api_salt),
             "json": raw,
         }).encode()
-        base = account.mango_api_url if account.mango_api_url.endswith("/") else (
-            account.mango_api_url + "/"
-        )
         try:
-            async with self._session.post(
-                base + command, data=form, headers=_FORM, timeout=ClientTimeout(total=within)
-            ) as resp:
-                text = await resp.read()
-                body: Any = None
-                try:
-                    body = orjson.loads(text) if text else None
-                except orjson.JSONDecodeError:
-                    body = None
-                result = body.get("result") if isinstance(body, dict) else None
-                return CommandResult(
-                    resp.status,
-                    result if isinstance(result, int) else None,
-                    body=body if isinstance(body, dict) else None,
-                )
+            status, text = await self._http.post_form(
+                self._url(account.mango_api_url, command), form, within=within)
         except TimeoutError:
             return CommandResult(None, None, "timeout")
-        except (ClientError, OSError, asyncio.IncompleteReadError) as exc:
+        except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             return CommandResult(None, None, type(exc).__name__)
+        body: Any = None
+        try:
+            body = orjson.loads(text) if text else None
+        except orjson.JSONDecodeError:
+            body = None
+        result = body.get("result") if isinstance(body, dict) else None
+        return CommandResult(
+            status,
+            result if isinstance(result, int) else None,
+            body=body if isinstance(body, dict) else None,
+        )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession
 
 from lookup.accounts import Account, fetch_accounts
 from lookup.conn import Conn
@@ -27,6 +27,7 @@ from megaplan.sync_extensions import EXTENSION_RE, set_extension, unmatched_empl
 from megaplan.sync_store import read_state, status_json
 from router.config import Config
 from router.pbx_client import PbxClient
+from router.pbx_http import HttpPool
 
 __all__ = [
     "add_parsers",
@@ -112,11 +113,15 @@ class _ProgressLine:
 async def full_sync(con: Conn, account: Account, config: Config, *,
                     progress: Callable[[SyncReport], None] | None = None) -> SyncReport:
     """One full pass for ``account``, capped at MEGAPLAN_RATE requests per second."""
-    async with ClientSession(timeout=ClientTimeout(total=30)) as session, AccountSync(
-        account, con, PbxClient(session), options=SyncOptions(rate=config.megaplan_rate),
-        progress=progress,
-    ) as sync:
-        report, _ = await sync.full()
+    pbx_http = HttpPool()
+    try:
+        async with AccountSync(
+            account, con, PbxClient(pbx_http), options=SyncOptions(rate=config.megaplan_rate),
+            progress=progress,
+        ) as sync:
+            report, _ = await sync.full()
+    finally:
+        await pbx_http.close()
     return report
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import ClientSession
 
 from emulators.megaplan import LINE_FIELD_NAME, MegaplanState, generate, serve_megaplan
 from emulators.megaplan_store import CT_EMPLOYEE, ClientRow, EmployeeRow
@@ -24,6 +23,7 @@ from lookup.sql_lookup import decide_sql
 from megaplan.sync import AccountSync, SyncOptions
 from megaplan.sync_store import read_state, status_json
 from router.pbx_client import PbxClient
+from router.pbx_http import HttpPool
 from tests.megaplan.conftest import PASSWORD
 
 FAST = SyncOptions(rate=None, batch=100, max_retries=1, backoff_base=0.005,
@@ -47,10 +47,14 @@ async def account(db: asyncpg.Connection, mp_url: str, mp_state: MegaplanState,
 @asynccontextmanager
 async def syncer(db: asyncpg.Connection, account: Account,
                  **options: Any) -> AsyncIterator[AccountSync]:
-    async with ClientSession() as session, AccountSync(
-        account, db, PbxClient(session), options=dataclasses.replace(FAST, **options)
-    ) as sync:
-        yield sync
+    pbx_http = HttpPool()
+    try:
+        async with AccountSync(
+            account, db, PbxClient(pbx_http), options=dataclasses.replace(FAST, **options)
+        ) as sync:
+            yield sync
+    finally:
+        await pbx_http.close()
 
 
 async def _crm_decision(state: MegaplanState, key: int) -> tuple[Any, ...]:
