@@ -4,8 +4,10 @@
 PBX notification's ``json`` field is mostly escapes: it was the largest single
 cost of a notification after the HTTP stack itself. Here each value is decoded
 in C: every ``%XY`` becomes ``\\xXY`` for ``codecs.escape_decode``. That is exact
-only when the body has no backslash of its own and every ``%`` starts a valid
-escape; any other body takes ``parse_qsl``, so the result is always the same.
+only when the body is ASCII (raw UTF-8 next to an escape would otherwise be
+joined before it is checked), has no backslash of its own, and every ``%``
+starts a valid escape; any other body takes ``parse_qsl``, so the result is
+always the same.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def parse_form(body: bytes) -> dict[str, str]:
 
     ``ValueError`` if the body or an escape is not UTF-8.
     """
-    if b"\\" not in body:
+    if body.isascii() and b"\\" not in body:
         try:
             return {_unquote(name): _unquote(value)
                     for name, _, value in (part.partition(b"=")
