@@ -65,6 +65,9 @@ class PbxClient:
             return CommandResult(None, None, "timeout")
         except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             return CommandResult(None, None, type(exc).__name__)
+        except Exception as exc:  # a failed command must never take its caller down
+            logger.exception("PBX command failed unexpectedly", extra={"command": command})
+            return CommandResult(None, None, type(exc).__name__)
         body: Any = None
         try:
             body = orjson.loads(text) if text else None

@@ -28,6 +28,7 @@ __all__ = ["HttpError", "HttpPool"]
 _HEAD_LIMIT = 64 * 1024
 _BODY_LIMIT = 64 * 1024 * 1024  # config/users/request lists every employee
 _NO_BODY = frozenset((204, 304))
+_CLOSE_WAIT = 1.0  # seconds a close (a TLS goodbye) may take at shutdown
 
 
 class HttpError(Exception):
@@ -46,9 +47,14 @@ class _Conn:
         self.used_at = time.monotonic()
 
     def usable(self, idle_limit: float) -> bool:
-        """Still open, not closed by the server meanwhile, not idle too long."""
+        """Still open, not closed by the server meanwhile, nothing unasked-for waiting
+        to be read (a 408 before an idle close), not idle too long."""
         return (not self.writer.is_closing() and not self.reader.at_eof()
-                and time.monotonic() - self.used_at < idle_limit)
+                and not self.unread() and time.monotonic() - self.used_at < idle_limit)
+
+    def unread(self) -> int:
+        """Bytes received and not read; StreamReader has no public way to ask."""
+        return len(getattr(self.reader, "_buffer", b""))
 
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
         """Send one request; (status, body, whether the connection can be reused)."""
@@ -71,10 +77,14 @@ class _Conn:
             if not 0 <= size <= _BODY_LIMIT:
                 raise HttpError(f"Content-Length {size} out of range")
             return status, await self.reader.readexactly(size), keep
-        body = await self.reader.read(_BODY_LIMIT + 1)  # delimited by the close
-        if len(body) > _BODY_LIMIT:
-            raise HttpError("answer too large")
-        return status, body, False
+        chunks: list[bytes] = []  # delimited by the close: read until it
+        total = 0
+        while chunk := await self.reader.read(65536):
+            total += len(chunk)
+            if total > _BODY_LIMIT:
+                raise HttpError("answer too large")
+            chunks.append(chunk)
+        return status, b"".join(chunks), False
 
     async def _head(self) -> tuple[int, dict[bytes, bytes], bytes]:
         try:
@@ -93,6 +103,12 @@ class _Conn:
         return int(parts[1]), headers, parts[0]
 
     async def _chunked(self) -> bytes:
+        try:
+            return await self._chunks()
+        except asyncio.LimitOverrunError:
+            raise HttpError("chunk size or trailer line too long") from None
+
+    async def _chunks(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -152,7 +168,7 @@ class HttpPool:
             except BaseException:
                 conn.close()
                 raise
-            if keep:
+            if keep and not conn.unread():  # surplus bytes: the framing is not trusted
                 conn.used_at = time.monotonic()
                 self._idle.setdefault(origin, []).append(conn)
             else:
@@ -205,5 +221,5 @@ class HttpPool:
         for conn in conns:
             conn.close()
         for conn in conns:
-            with suppress(OSError, ssl.SSLError):
-                await conn.writer.wait_closed()
+            with suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(conn.writer.wait_closed(), _CLOSE_WAIT)

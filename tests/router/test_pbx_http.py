@@ -14,7 +14,8 @@ from yarl import URL
 
 from router.pbx_http import HttpError, HttpPool
 
-Answer = Callable[[bytes], Awaitable[bytes | None]]  # request bytes -> raw answer (None: hang)
+# request bytes -> raw answer: bytes, or pieces written 20 ms apart (None: hang)
+Answer = Callable[[bytes], Awaitable[bytes | list[bytes] | None]]
 
 
 class RawServer:
@@ -46,10 +47,15 @@ class RawServer:
                 if answer is None:
                     await asyncio.sleep(10)
                     return
-                writer.write(answer)
-                await writer.drain()
-                if self.close_after or b"connection: close" in answer.lower() \
-                        or answer.startswith(b"HTTP/1.0"):
+                pieces = answer if isinstance(answer, list) else [answer]
+                for i, piece in enumerate(pieces):
+                    if i:
+                        await asyncio.sleep(0.02)
+                    writer.write(piece)
+                    await writer.drain()
+                whole = b"".join(pieces)
+                if self.close_after or b"connection: close" in whole.lower() \
+                        or whole.startswith(b"HTTP/1.0"):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             return
@@ -84,8 +90,8 @@ async def raw_server() -> AsyncIterator[Callable[..., Awaitable[RawServer]]]:
         await server.close()
 
 
-def fixed(raw: bytes) -> Answer:
-    async def answer(_: bytes) -> bytes:
+def fixed(raw: bytes | list[bytes]) -> Answer:
+    async def answer(_: bytes) -> bytes | list[bytes]:
         return raw
     return answer
 
@@ -145,7 +151,36 @@ async def test_every_answer_framing_is_read_whole(
     assert (await pool.post_form(server.url, b"x=1", within=2.0))[1] == body
 
 
+async def test_an_answer_read_to_the_close_is_read_whole_however_it_arrives(
+    pool: HttpPool, raw_server: Callable[..., Awaitable[RawServer]]
+) -> None:
+    server = await raw_server(fixed([b"HTTP/1.0 200 OK\r\n\r\n", b'{"result":', b" 1000}"]))
+    assert await pool.post_form(server.url, b"x=1", within=2.0) == (200, b'{"result": 1000}')
+
+
+@pytest.mark.parametrize("extra", [
+    [OK + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"],  # more than was asked for
+    [OK, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"],  # unasked, later
+])
+async def test_a_connection_with_unasked_for_bytes_is_not_reused(
+    pool: HttpPool, raw_server: Callable[..., Awaitable[RawServer]], extra: list[bytes]
+) -> None:
+    calls = 0
+
+    async def answer(_: bytes) -> bytes | list[bytes]:
+        nonlocal calls
+        calls += 1
+        return extra if calls == 1 else OK
+
+    server = await raw_server(answer)
+    assert await pool.post_form(server.url, b"x=1", within=2.0) == (200, b'{"result": 1000}')
+    await asyncio.sleep(0.05)  # the late piece arrives while the connection is idle
+    assert await pool.post_form(server.url, b"x=1", within=2.0) == (200, b'{"result": 1000}')
+    assert server.connections == 2
+
+
 @pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 70_000 + b"\r\n",
     b"SMTP ready\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -172,7 +207,7 @@ async def test_a_silent_server_times_out_and_its_connection_is_not_reused(
 ) -> None:
     calls = 0
 
-    async def first_hangs(_: bytes) -> bytes | None:
+    async def first_hangs(_: bytes) -> bytes | list[bytes] | None:
         nonlocal calls
         calls += 1
         return None if calls == 1 else OK
