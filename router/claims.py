@@ -37,6 +37,7 @@ _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traf
 _BATCH = 500
 _RECENT = "10 minutes"  # a re-sent trigger comes within seconds; claims this young count
 _SOLO_GATHER = 0.02  # solo claims wait for company: one statement per 20 ms, not per call
+_CHUNK = 20_000  # remembered claims taken in per turn of the event loop
 _RETRY = 0.1  # seconds between attempts to write claims owed from solo routing
 
 _CLAIM = """
@@ -57,8 +58,8 @@ _Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 
 class Claims:
-    __slots__ = ("_busy", "_ended", "_local", "_pending", "_pool", "_task", "_wake", "_within",
-                 "solo")
+    __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task", "_wake",
+                 "_within", "held", "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -67,15 +68,25 @@ class Claims:
         self._local: OrderedDict[str, None] = OrderedDict()
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._pending: list[_Ask] = []
-        self._busy = False
+        # claims owed by solo routes: queued and written so far (written in queue order)
+        self._owed = 0
+        self._settled = 0
         self._wake = asyncio.Event()
-        self.solo = False  # set by router.replicas.ReplicaLock
+        # set by router.replicas.ReplicaLock: routing alone; holding the replicas' lock
+        self.solo = False
+        self.held = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="route-claims")
 
-    async def close(self) -> None:
+    async def close(self, *, within: float = 5.0) -> None:
+        """Write the claims still owed (for up to ``within`` seconds), then stop."""
+        try:
+            await self.flush(within=within)
+        except TimeoutError:
+            logger.error("claims owed by solo routes not all written at shutdown",
+                         extra={"claims": self._owed - self._settled})
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -90,21 +101,27 @@ class Claims:
             self._local.popitem(last=False)
         return True
 
-    async def remember_recent(self, con: asyncpg.Connection) -> int:
+    async def remember_recent(self, con: asyncpg.Connection, *, within: float) -> int:
         """Take every replica's recent claims in as this process's own (before routing solo).
 
         A trigger that another replica (or this one before a restart) routed may be
-        re-sent here; routing solo, only this process's memory would catch it.
+        re-sent here; routing solo, only this process's memory would catch it. The
+        newest claims are kept when there are more than this process remembers.
         """
         rows = await con.fetch(
-            f"SELECT account_id, entry_id FROM route_claims"
-            f" WHERE claimed_at > now() - interval '{_RECENT}'"
-        )
+            f"SELECT account_id, entry_id FROM (SELECT account_id, entry_id, claimed_at"
+            f"   FROM route_claims WHERE claimed_at > now() - interval '{_RECENT}'"
+            f"   ORDER BY claimed_at DESC LIMIT $1) AS recent ORDER BY claimed_at",
+            _REMEMBER, timeout=within)
         local = self._local
-        for account_id, entry_id in rows:
-            local[f"{account_id}:{entry_id}"] = None
-        while len(local) > _REMEMBER:
-            local.popitem(last=False)
+        for start in range(0, len(rows), _CHUNK):  # oldest first; the loop is not held long
+            for account_id, entry_id in rows[start:start + _CHUNK]:
+                key = f"{account_id}:{entry_id}"
+                local[key] = None
+                local.move_to_end(key)
+            while len(local) > _REMEMBER:
+                local.popitem(last=False)
+            await asyncio.sleep(0)
         return len(rows)
 
     def mark_ended(self, account_id: int, call_or_entry: str) -> None:
@@ -117,29 +134,40 @@ class Claims:
         ended = self._ended
         return f"{account_id}:{call_id}" in ended or f"{account_id}:{entry_id}" in ended
 
-    async def claim_shared(self, account_id: int, entry_id: str) -> bool | None:
-        """True: ours. False: another replica's. None: no answer in time."""
+    async def claim_shared(self, account_id: int, entry_id: str) -> str | None:
+        """None: route it. Otherwise why not: ``claimed_elsewhere`` (another replica
+        has it), ``no_lock`` (the database answers, but this replica does not hold
+        the replicas' lock, so one that does may be routing alone)."""
         if self.solo:  # no one else can have it: written after the route
             self._pending.append((account_id, entry_id, None))
+            self._owed += 1
             self._wake.set()
-            return True
+            return None
         answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((account_id, entry_id, answer))
         self._wake.set()
         timer = asyncio.get_running_loop().call_later(self._within, give_up, answer)
         try:
-            return await answer  # on a timeout the batch still runs to its end
+            won = await answer  # on a timeout the batch still runs to its end
         except TimeoutError:
+            won = None
+        finally:
+            timer.cancel()
+        if won is None:
             logger.warning("route claim not answered in time; routing from memory",
                            extra={"within_ms": self._within * 1000})
             return None
-        finally:
-            timer.cancel()
+        if not won:
+            return "claimed_elsewhere"
+        return None if self.held else "no_lock"
 
     async def flush(self, *, within: float) -> None:
-        """Wait until every claim queued so far is written (TimeoutError past ``within``)."""
+        """Wait until every claim owed so far is written (TimeoutError past ``within``).
+
+        Claims queued later do not hold it up: the owed ones go out first, in order."""
+        mark = self._owed
         async with asyncio.timeout(within):
-            while self._pending or self._busy:
+            while self._settled < mark:
                 self._wake.set()
                 await asyncio.sleep(0.002)
 
@@ -152,11 +180,7 @@ class Claims:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
-                self._busy = True
-                try:
-                    await self._claim(batch)
-                finally:
-                    self._busy = False
+                await self._claim(batch)
 
     async def _claim(self, batch: list[_Ask]) -> None:
         try:
@@ -175,6 +199,7 @@ class Claims:
                 self._pending[:0] = owed
                 await asyncio.sleep(_RETRY)
             return
+        self._settled += sum(1 for ask in batch if ask[2] is None)
         won = {(r["account_id"], r["entry_id"]) for r in rows}
         for account_id, entry_id, answer in batch:
             if answer is not None and not answer.done():

@@ -14,8 +14,12 @@ exclusive lock: by the time the newcomer routes anything, every claim of the
 solo period is in the table. From then on every replica claims before it routes.
 When the others are gone, the survivor takes the exclusive lock again.
 
-The lock lives on a connection of its own; if that connection fails the
-replica stops routing solo at once (it may have lost the lock without knowing).
+The lock lives on a connection of its own, and every statement on it has a
+timeout. If that connection fails the replica stops routing solo at once (it
+may have lost the lock without knowing) and, until it holds the shared lock
+again, routes nothing whose claim the database accepted (``no_lock``): another
+replica may be routing alone meanwhile. Only when the database does not answer
+claims at all does it route from memory.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ _CHECK = 1.0  # seconds between looks at the lock (also the connection's livenes
 _STAY_SHARED = 2.0  # after stepping down, give the newcomer time to take its lock
 _JOIN_WAIT = 10.0  # the most a start waits for a solo replica to step down
 _FLUSH_WAIT = 5.0  # the most a step-down waits for the owed claims to be written
+_QUERY = 2 * _CHECK  # timeout of each statement on the lock connection
+_REMEMBER_WAIT = 10.0  # timeout of loading the recent claims
+_RETRY = 0.25  # seconds before joining again after the lock connection failed
 
 _WAITERS = """
 SELECT EXISTS (
@@ -83,19 +90,22 @@ class ReplicaLock:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        if self.solo:
-            self._set_solo(False)
-            with suppress(TimeoutError):
-                await self._claims.flush(within=_FLUSH_WAIT)
+        self._set_solo(False)  # also when a step-down was cut short by the cancel
+        try:
+            await self._claims.flush(within=_FLUSH_WAIT)
+        except TimeoutError:
+            logger.error("claims of the solo period not all written at shutdown")
         await self._drop_connection()  # closing the session lets go of both locks
 
     async def _join(self) -> None:
-        con = await asyncpg.connect(self._dsn)
+        con = await asyncpg.connect(self._dsn, timeout=_QUERY)
         self._con = con
         await con.add_listener(_CHANNEL, self._on_join)
-        if not await con.fetchval("SELECT pg_try_advisory_lock_shared($1, 0)", LOCK_CLASS):
-            await con.execute("SELECT pg_notify($1, '')", _CHANNEL)  # someone is solo
-            await con.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)
+        if not await con.fetchval("SELECT pg_try_advisory_lock_shared($1, 0)", LOCK_CLASS,
+                                  timeout=_QUERY):
+            await con.execute("SELECT pg_notify($1, '')", _CHANNEL, timeout=_QUERY)
+            await con.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)  # waits
+        self._claims.held = True
         self._shared_since = time.monotonic()
         await self._try_solo()
 
@@ -112,12 +122,11 @@ class ReplicaLock:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.solo:
-                    self._set_solo(False)
+                self._set_solo(False)
                 logger.warning("replica lock connection lost; claiming before every route",
                                extra={"error": repr(exc)})
                 await self._drop_connection()
-            await asyncio.sleep(_CHECK)
+            await asyncio.sleep(_RETRY)
 
     async def _watch(self) -> None:
         assert self._con is not None
@@ -127,20 +136,21 @@ class ReplicaLock:
             joined = self._heard.is_set()
             self._heard.clear()
             if self.solo:
-                if joined or await self._con.fetchval(_WAITERS, LOCK_CLASS):
+                if joined or await self._con.fetchval(_WAITERS, LOCK_CLASS, timeout=_QUERY):
                     await self._step_down()
             elif joined:
                 self._shared_since = time.monotonic()
             elif time.monotonic() - self._shared_since >= _STAY_SHARED:
                 await self._try_solo()
             else:
-                await self._con.execute("SELECT 1")  # a dead connection shows up here
+                await self._con.execute("SELECT 1", timeout=_QUERY)  # shows a dead connection
 
     async def _try_solo(self) -> None:
         assert self._con is not None
-        if await self._con.fetchval("SELECT pg_try_advisory_lock($1, 0)", LOCK_CLASS):
+        if await self._con.fetchval("SELECT pg_try_advisory_lock($1, 0)", LOCK_CLASS,
+                                    timeout=_QUERY):
             # what the others routed lately may be re-sent here: remember it first
-            await self._claims.remember_recent(self._con)
+            await self._claims.remember_recent(self._con, within=_REMEMBER_WAIT)
             self._set_solo(True)
 
     async def _step_down(self) -> None:
@@ -150,16 +160,19 @@ class ReplicaLock:
             await self._claims.flush(within=_FLUSH_WAIT)
         except TimeoutError:
             logger.error("claims of the solo period not all written before stepping down")
-        await self._con.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS)
+        await self._con.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS, timeout=_QUERY)
         self._shared_since = time.monotonic()
 
     def _set_solo(self, solo: bool) -> None:
+        if self._claims.solo == solo:
+            return
         self._claims.solo = solo
         self._gauge.set(1 if solo else 0)
         logger.info("routing solo" if solo else "routing with claims before each route",
                     extra={"solo": solo})
 
     async def _drop_connection(self) -> None:
+        self._claims.held = False
         con, self._con = self._con, None
         if con is not None and not con.is_closed():
             with suppress(Exception):

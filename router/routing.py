@@ -108,9 +108,9 @@ class Router:
         if not self._claims.claim_here(account.id, call.entry_id):
             self._record(account, call, decision.number, "duplicate", received_at, decision)
             return
-        if await self._claims.claim_shared(account.id, call.entry_id) is False:
-            self._record(account, call, decision.number, "claimed_elsewhere", received_at,
-                         decision)
+        refused = await self._claims.claim_shared(account.id, call.entry_id)
+        if refused is not None:
+            self._record(account, call, decision.number, refused, received_at, decision)
             return
         if account.settings.dry_run:
             self._record(account, call, decision.number, "dry_run", received_at, decision)

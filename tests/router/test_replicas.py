@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 import asyncpg
+import pytest
 
+from router.claims import Claims
 from router.keys import REPLICAS
 from router.replicas import LOCK_CLASS, ReplicaLock
 from tests.conftest import Service, ServiceFactory, call_event, load_records
@@ -134,3 +136,86 @@ async def test_a_replica_beside_another_claims_before_it_routes(
     rows = await decisions(dsn, 1)
     assert [r["outcome"] for r in rows] == ["claimed_elsewhere"]
     assert svc.pbx.routes() == []
+
+
+async def test_a_replica_that_cannot_take_the_lock_routes_nothing_the_database_claims(
+    service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection
+) -> None:
+    await load_records(dsn, ALL)
+    svc = await service_factory()
+    assert solo(svc)
+    pid = await db.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+        " AND mode = 'ExclusiveLock' AND granted", LOCK_CLASS)
+    # Its lock connection dies, and another replica routing alone takes the lock first.
+    await db.execute("SELECT pg_terminate_backend($1)", pid)
+    await db.execute("SELECT pg_advisory_lock($1, 0)", LOCK_CLASS)
+    assert await until(lambda: not solo(svc), within=3.0)
+    await svc.event("events/call", call_event("e1", ROUTED))
+    rows = await decisions(dsn, 1)
+    assert [r["outcome"] for r in rows] == ["no_lock"]
+    assert svc.pbx.routes() == []
+    await db.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS)  # that one is gone
+    assert await until(lambda: solo(svc), within=15.0)
+    await svc.event("events/call", call_event("e2", ROUTED))
+    assert len(await svc.pbx.wait_routes(1)) == 1
+
+
+async def test_claims_answer_route_or_why_not(dsn: str, db: asyncpg.Connection) -> None:
+    await load_records(dsn, ALL)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    claims = Claims(pool, within_ms=200)
+    claims.start()
+    try:
+        claims.held = True
+        assert await claims.claim_shared(account_id, "e1") is None  # ours: route it
+        assert await claims.claim_shared(account_id, "e1") == "claimed_elsewhere"
+        claims.held = False
+        assert await claims.claim_shared(account_id, "e2") == "no_lock"
+        async with db.transaction():  # the database does not answer: route from memory
+            await db.execute("LOCK TABLE route_claims IN ACCESS EXCLUSIVE MODE")
+            assert await claims.claim_shared(account_id, "e3") is None
+    finally:
+        await claims.close()
+        await pool.close()
+
+
+async def test_solo_claims_are_written_in_order_and_flushed(
+    dsn: str, db: asyncpg.Connection
+) -> None:
+    await load_records(dsn, ALL)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    claims = Claims(pool, within_ms=200)
+    claims.start()
+    try:
+        claims.solo = claims.held = True
+        for i in range(50):
+            assert await claims.claim_shared(account_id, f"e{i}") is None  # no wait
+        claims.solo = False
+        await claims.flush(within=3.0)
+        assert await db.fetchval("SELECT count(*) FROM route_claims") == 50
+    finally:
+        await claims.close()
+        await pool.close()
+
+
+async def test_only_the_newest_recent_claims_are_remembered(
+    dsn: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await load_records(dsn, ALL)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    await db.execute(
+        "INSERT INTO route_claims (account_id, entry_id, claimed_at)"
+        " SELECT $1, 'e' || i, now() - (10 - i) * interval '1 second'"
+        " FROM generate_series(1, 5) AS i", account_id)
+    await db.execute(
+        "INSERT INTO route_claims (account_id, entry_id, claimed_at)"
+        " VALUES ($1, 'old', now() - interval '1 hour')", account_id)
+    monkeypatch.setattr("router.claims._REMEMBER", 3)
+    claims = Claims(db, within_ms=50)  # type: ignore[arg-type]  # only remember_recent runs
+    assert await claims.remember_recent(db, within=5.0) == 3
+    assert [claims.claim_here(account_id, f"e{i}") for i in (5, 4, 3)] == [False] * 3
+    assert claims.claim_here(account_id, "e2")  # older than the three newest
+    assert claims.claim_here(account_id, "old")  # older than ten minutes
