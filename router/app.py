@@ -67,6 +67,7 @@ _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
 _POOL_CLOSE = 5.0
 _CLAIM_CONNECTIONS = 1
+_JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stays queued
 _DECISIONS_GATHER = 0.02  # seconds a decision record waits for company
 
 
@@ -168,7 +169,8 @@ async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
     async def decisions(batch: list[DecisionRecord]) -> None:
         await write_decisions(pool, batch)
 
-    app[JOURNAL] = BatchWriter("journal", journal)  # the PBX's 200 waits: write at once
+    # the PBX's 200 waits for it: written at once, and a 503 if that takes too long
+    app[JOURNAL] = BatchWriter("journal", journal, wait_limit=_JOURNAL_WAIT)
     # nobody waits for the decision record: fewer, larger statements
     app[DECISIONS] = BatchWriter("decisions", decisions, gather=_DECISIONS_GATHER)
     app[JOURNAL].start()

@@ -2,8 +2,10 @@
 
 Items queue up while the previous batch is being written; the next write takes
 all of them. A failed write is retried (with backoff) until it lands, so
-nothing queued is ever dropped; a caller that must not wait forever passes
-``within`` to ``put`` and gets ``TimeoutError`` while its item stays queued.
+nothing queued is ever dropped. A writer made with ``wait_limit`` fails the
+waits of everything queued with ``TimeoutError`` once a batch has taken that
+long, and again every ``wait_limit`` while it goes on (so no wait lasts more
+than twice it); one timer per batch, not one per item. The items stay queued.
 A writer nobody waits for may ``gather``: wait that long after the first item,
 so a statement carries more rows (the statement, not the row, is the cost).
 """
@@ -40,14 +42,18 @@ def give_up(waiter: asyncio.Future[Any]) -> None:
 
 
 class BatchWriter(Generic[T]):
-    __slots__ = ("_flush", "_gather", "_max_batch", "_name", "_queue", "_task", "_wake")
+    __slots__ = ("_flush", "_gather", "_max_batch", "_name", "_queue", "_task", "_timer",
+                 "_wait_limit", "_wake")
 
     def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[None]],
-                 *, max_batch: int = 1000, gather: float = 0.0) -> None:
+                 *, max_batch: int = 1000, gather: float = 0.0,
+                 wait_limit: float | None = None) -> None:
         self._name = name
         self._flush = flush
         self._max_batch = max_batch
         self._gather = gather
+        self._wait_limit = wait_limit
+        self._timer: asyncio.TimerHandle | None = None
         self._queue: list[tuple[T, asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -55,21 +61,12 @@ class BatchWriter(Generic[T]):
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"batch-{self._name}")
 
-    async def put(self, item: T, *, within: float | None = None) -> None:
-        """Queue ``item`` and wait until it is written."""
+    async def put(self, item: T) -> None:
+        """Queue ``item`` and wait until it is written (see ``wait_limit``)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         self._wake.set()
-        if within is None:
-            await done
-            return
-        # A bare timer, not asyncio.timeout(): this runs for every event (profiled).
-        # On expiry the wait fails; the item stays queued and is still written.
-        timer = asyncio.get_running_loop().call_later(within, give_up, done)
-        try:
-            await done
-        finally:
-            timer.cancel()
+        await done
 
     def put_nowait(self, item: T) -> None:
         """Queue ``item`` without waiting (it is still written, and retried)."""
@@ -85,8 +82,30 @@ class BatchWriter(Generic[T]):
             while self._queue:
                 await self._write_some()
 
+    def _expire(self) -> None:
+        """Timer callback: a batch took too long; fail every wait (the items stay queued)."""
+        for _, done in self._queue:
+            if done is not None:
+                give_up(done)
+        assert self._wait_limit is not None
+        self._timer = asyncio.get_running_loop().call_later(self._wait_limit, self._expire)
+
     async def _write_some(self) -> None:
         batch = self._queue[: self._max_batch]
+        if self._wait_limit is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._wait_limit, self._expire)
+        try:
+            await self._write_batch(batch)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        del self._queue[: len(batch)]
+        for _, done in batch:
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _write_batch(self, batch: list[tuple[T, asyncio.Future[None] | None]]) -> None:
         attempt = 0
         singly = False
         while True:
@@ -109,10 +128,6 @@ class BatchWriter(Generic[T]):
                                       "retry_s": delay}, exc_info=attempt == 0)
                 attempt += 1
                 await asyncio.sleep(delay)
-        del self._queue[: len(batch)]
-        for _, done in batch:
-            if done is not None and not done.done():
-                done.set_result(None)
 
     async def _write_singly(self, items: list[T]) -> None:
         for item in items:

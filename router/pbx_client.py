@@ -6,7 +6,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from yarl import URL
@@ -33,6 +32,13 @@ class CommandResult:
         return self.http_status == 200 and self.result == 1000
 
 
+def _escape(text: str) -> bytes:
+    """Form-encode by escaping every byte: valid for any text, and done in C
+    (``urlencode`` works character by character in Python; it showed in profiles)."""
+    data = text.encode()
+    return ("%" + data.hex("%")).upper().encode() if data else b""
+
+
 class PbxClient:
     __slots__ = ("_http", "_urls")
 
@@ -53,11 +59,11 @@ class PbxClient:
         self, account: Account, command: str, payload: dict[str, Any], *, within: float
     ) -> CommandResult:
         raw = orjson.dumps(payload).decode()
-        form = urlencode({
-            "vpbx_api_key": account.mango_api_key,
-            "sign": sign(account.mango_api_key, raw, account.mango_api_salt),
-            "json": raw,
-        }).encode()
+        form = b"vpbx_api_key=%s&sign=%s&json=%s" % (
+            _escape(account.mango_api_key),
+            _escape(sign(account.mango_api_key, raw, account.mango_api_salt)),
+            _escape(raw),
+        )
         try:
             status, text = await self._http.post_form(
                 self._url(account.mango_api_url, command), form, within=within)

@@ -17,15 +17,17 @@ async def test_a_late_write_fails_the_wait_but_the_item_is_still_written() -> No
         await gate.wait()  # the database is stuck
         written.extend(batch)
 
-    writer: BatchWriter[int] = BatchWriter("test", flush)
+    writer: BatchWriter[int] = BatchWriter("test", flush, wait_limit=0.05)
     writer.start()
     try:
         with pytest.raises(TimeoutError):
-            await writer.put(1, within=0.05)
+            await writer.put(1)
+        with pytest.raises(TimeoutError):  # queued behind the stuck batch: fails too
+            await writer.put(2)
         assert written == []
         gate.set()  # the database is back
-        await writer.put(2, within=1.0)
-        assert written == [1, 2]
+        await writer.put(3)
+        assert written == [1, 2, 3]
     finally:
         await writer.close(within=1.0)
 
