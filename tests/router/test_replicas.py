@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -29,6 +29,14 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> bool:
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+async def kill_solo_lock_connection(db: asyncpg.Connection) -> None:
+    """End the session holding the exclusive replicas' lock, as a network fault would."""
+    pid = await db.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+        " AND mode = 'ExclusiveLock' AND granted", LOCK_CLASS)
+    await db.execute("SELECT pg_terminate_backend($1)", pid)
 
 
 async def claimed(dsn: str, entry_id: str, within: float = 3.0) -> bool:
@@ -114,10 +122,7 @@ async def test_a_replica_that_loses_its_lock_stops_routing_solo_until_it_has_it_
 ) -> None:
     svc = await service_factory()
     assert solo(svc)
-    pid = await db.fetchval(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
-        " AND mode = 'ExclusiveLock' AND granted", LOCK_CLASS)
-    await db.execute("SELECT pg_terminate_backend($1)", pid)
+    await kill_solo_lock_connection(db)
     assert await until(lambda: not solo(svc), within=3.0)
     assert await until(lambda: solo(svc), within=6.0)
 
@@ -144,11 +149,8 @@ async def test_a_replica_that_cannot_take_the_lock_routes_nothing_the_database_c
     await load_records(dsn, ALL)
     svc = await service_factory()
     assert solo(svc)
-    pid = await db.fetchval(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
-        " AND mode = 'ExclusiveLock' AND granted", LOCK_CLASS)
     # Its lock connection dies, and another replica routing alone takes the lock first.
-    await db.execute("SELECT pg_terminate_backend($1)", pid)
+    await kill_solo_lock_connection(db)
     await db.execute("SELECT pg_advisory_lock($1, 0)", LOCK_CLASS)
     assert await until(lambda: not solo(svc), within=3.0)
     await svc.event("events/call", call_event("e1", ROUTED))
@@ -161,44 +163,40 @@ async def test_a_replica_that_cannot_take_the_lock_routes_nothing_the_database_c
     assert len(await svc.pbx.wait_routes(1)) == 1
 
 
-async def test_claims_answer_route_or_why_not(dsn: str, db: asyncpg.Connection) -> None:
+@pytest.fixture
+async def claims(dsn: str) -> AsyncIterator[Claims]:
+    """A running ``Claims`` on the test database, with its own one-connection pool."""
     await load_records(dsn, ALL)
-    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-    claims = Claims(pool, within_ms=200)
-    claims.start()
-    try:
-        claims.held = True
-        assert await claims.claim_shared(account_id, "e1") is None  # ours: route it
-        assert await claims.claim_shared(account_id, "e1") == "claimed_elsewhere"
-        claims.held = False
-        assert await claims.claim_shared(account_id, "e2") == "no_lock"
-        async with db.transaction():  # the database does not answer: route from memory
-            await db.execute("LOCK TABLE route_claims IN ACCESS EXCLUSIVE MODE")
-            assert await claims.claim_shared(account_id, "e3") is None
-    finally:
-        await claims.close()
-        await pool.close()
+    made = Claims(pool, within_ms=200)
+    made.start()
+    yield made
+    await made.close()
+    await pool.close()
 
 
-async def test_solo_claims_are_written_in_order_and_flushed(
-    dsn: str, db: asyncpg.Connection
+async def test_claims_answer_route_or_why_not(claims: Claims, db: asyncpg.Connection) -> None:
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    claims.held = True
+    assert await claims.claim_shared(account_id, "e1") is None  # ours: route it
+    assert await claims.claim_shared(account_id, "e1") == "claimed_elsewhere"
+    claims.held = False
+    assert await claims.claim_shared(account_id, "e2") == "no_lock"
+    async with db.transaction():  # the database does not answer: route from memory
+        await db.execute("LOCK TABLE route_claims IN ACCESS EXCLUSIVE MODE")
+        assert await claims.claim_shared(account_id, "e3") is None
+
+
+async def test_solo_claims_are_not_waited_for_and_a_flush_writes_them_all(
+    claims: Claims, db: asyncpg.Connection
 ) -> None:
-    await load_records(dsn, ALL)
     account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-    claims = Claims(pool, within_ms=200)
-    claims.start()
-    try:
-        claims.solo = claims.held = True
-        for i in range(50):
-            assert await claims.claim_shared(account_id, f"e{i}") is None  # no wait
-        claims.solo = False
-        await claims.flush(within=3.0)
-        assert await db.fetchval("SELECT count(*) FROM route_claims") == 50
-    finally:
-        await claims.close()
-        await pool.close()
+    claims.solo = claims.held = True
+    for i in range(50):
+        assert await claims.claim_shared(account_id, f"e{i}") is None  # no wait
+    claims.solo = False
+    await claims.flush(within=3.0)
+    assert await db.fetchval("SELECT count(*) FROM route_claims") == 50
 
 
 async def test_only_the_newest_recent_claims_are_remembered(
