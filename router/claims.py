@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from contextlib import suppress
 
@@ -39,6 +40,7 @@ _RECENT = "10 minutes"  # a re-sent trigger comes within seconds; claims this yo
 _SOLO_GATHER = 0.02  # solo claims wait for company: one statement per 20 ms, not per call
 _CHUNK = 20_000  # remembered claims taken in per turn of the event loop
 _RETRY = 0.1  # seconds between attempts to write claims owed from solo routing
+_STATEMENT_WAIT = 2.0  # a claim statement that takes longer is cancelled (and retried)
 
 _CLAIM = """
 INSERT INTO route_claims (account_id, entry_id)
@@ -58,8 +60,8 @@ _Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 
 class Claims:
-    __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task", "_wake",
-                 "_within", "held", "solo")
+    __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task",
+                 "_unclaims", "_wake", "_within", "held", "lease_until", "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -72,9 +74,12 @@ class Claims:
         self._owed = 0
         self._settled = 0
         self._wake = asyncio.Event()
-        # set by router.replicas.ReplicaLock: routing alone; holding the replicas' lock
+        # set by router.replicas.ReplicaLock: routing alone; holding the replicas' lock;
+        # until when both may be believed (monotonic clock)
         self.solo = False
         self.held = False
+        self.lease_until = 0.0
+        self._unclaims: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -138,7 +143,7 @@ class Claims:
         """None: route it. Otherwise why not: ``claimed_elsewhere`` (another replica
         has it), ``no_lock`` (the database answers, but this replica does not hold
         the replicas' lock, so one that does may be routing alone)."""
-        if self.solo:  # no one else can have it: written after the route
+        if self.solo and time.monotonic() < self.lease_until:  # nobody else can have it:
             self._pending.append((account_id, entry_id, None))
             self._owed += 1
             self._wake.set()
@@ -159,7 +164,23 @@ class Claims:
             return None
         if not won:
             return "claimed_elsewhere"
-        return None if self.held else "no_lock"
+        if self.held and time.monotonic() < self.lease_until:
+            return None
+        # Not routed here: give the entry back, so a replica holding the lock may route
+        # it if the PBX sends the trigger there.
+        task = asyncio.create_task(self._unclaim(account_id, entry_id))
+        self._unclaims.add(task)
+        task.add_done_callback(self._unclaims.discard)
+        return "no_lock"
+
+    async def _unclaim(self, account_id: int, entry_id: str) -> None:
+        try:
+            async with self._pool.acquire() as con:
+                await con.execute(
+                    "DELETE FROM route_claims WHERE account_id = $1 AND entry_id = $2",
+                    account_id, entry_id, timeout=_STATEMENT_WAIT)
+        except Exception as exc:  # the claim stays; that entry is then routed by nobody
+            logger.warning("claim not given back", extra={"error": repr(exc)})
 
     async def flush(self, *, within: float) -> None:
         """Wait until every claim owed so far is written (TimeoutError past ``within``).
@@ -185,8 +206,9 @@ class Claims:
     async def _claim(self, batch: list[_Ask]) -> None:
         try:
             async with self._pool.acquire() as con:
-                rows = await con.fetch(_CLAIM, [a[0] for a in batch], [a[1] for a in batch])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                rows = await con.fetch(_CLAIM, [a[0] for a in batch], [a[1] for a in batch],
+                                       timeout=_STATEMENT_WAIT)
+        except Exception as exc:  # never let the claim writer die: log, answer, retry
             logger.warning("route claims failed; routing from memory",
                            extra={"error": repr(exc), "claims": len(batch)})
             owed = []

@@ -13,6 +13,8 @@ import asyncpg
 
 __all__ = ["JournalEntry", "write_journal"]
 
+_STATEMENT_WAIT = 10.0  # cancelled past this and retried: the journal drops repeats
+
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a microsecond per event
 class JournalEntry:
@@ -45,4 +47,5 @@ async def write_journal(pool: asyncpg.Pool, batch: list[JournalEntry]) -> None:
         [e.call_state for e in batch],
         [e.location for e in batch],
         [e.payload for e in batch],
+        timeout=_STATEMENT_WAIT,  # a half-open connection must not hold the journal up
     )

@@ -15,11 +15,21 @@ solo period is in the table. From then on every replica claims before it routes.
 When the others are gone, the survivor takes the exclusive lock again.
 
 The lock lives on a connection of its own, and every statement on it has a
-timeout. If that connection fails the replica stops routing solo at once (it
-may have lost the lock without knowing) and, until it holds the shared lock
-again, routes nothing whose claim the database accepted (``no_lock``): another
-replica may be routing alone meanwhile. Only when the database does not answer
-claims at all does it route from memory.
+timeout. What this replica believes of the lock is a lease: it lapses
+``_LEASE`` seconds after the last statement that succeeded there (and at once
+when the connection is seen to close), so a replica whose session the server
+ended stops acting on it within that time. A replica that takes the exclusive
+lock waits out one lease, claiming before each route, before it routes alone:
+by then a replica that held the lock before it has stopped routing alone.
+
+Without the lock (or its lease) a replica routes nothing whose claim the
+database accepted (``no_lock``, and the claim is given back): another replica
+may be routing alone meanwhile. Only when the database does not answer claims
+at all does it route from memory. One window is left: a replica that holds the
+shared lock while another's session has just been ended by the server may
+claim and route an entry that the other, not yet aware, routes alone; the
+other learns of the close within milliseconds (a termination listener) and at
+the latest when its lease lapses.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ _STAY_SHARED = 2.0  # after stepping down, give the newcomer time to take its lo
 _JOIN_WAIT = 10.0  # the most a start waits for a solo replica to step down
 _FLUSH_WAIT = 5.0  # the most a step-down waits for the owed claims to be written
 _QUERY = 2 * _CHECK  # timeout of each statement on the lock connection
+_LEASE = _CHECK + _QUERY + 0.5  # how long a successful statement vouches for the lock
 _REMEMBER_WAIT = 10.0  # timeout of loading the recent claims
 _RETRY = 0.25  # seconds before joining again after the lock connection failed
 
@@ -60,7 +71,8 @@ SELECT EXISTS (
 class ReplicaLock:
     """Keeps ``claims.solo`` true exactly while this replica holds the exclusive lock."""
 
-    __slots__ = ("_claims", "_con", "_dsn", "_gauge", "_heard", "_shared_since", "_task")
+    __slots__ = ("_claims", "_con", "_dsn", "_exclusive", "_gauge", "_heard", "_shared_since",
+                 "_solo_from", "_task")
 
     def __init__(self, dsn: str, claims: Claims, gauge: Gauge) -> None:
         self._dsn = dsn
@@ -69,6 +81,8 @@ class ReplicaLock:
         self._con: asyncpg.Connection | None = None
         self._heard = asyncio.Event()
         self._shared_since = 0.0
+        self._exclusive = False  # holding the exclusive lock (routing alone, or about to)
+        self._solo_from = 0.0  # when the exclusive lock may be acted on
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -100,18 +114,34 @@ class ReplicaLock:
     async def _join(self) -> None:
         con = await asyncpg.connect(self._dsn, timeout=_QUERY)
         self._con = con
+        con.add_termination_listener(self._on_lost)
         await con.add_listener(_CHANNEL, self._on_join)
         if not await con.fetchval("SELECT pg_try_advisory_lock_shared($1, 0)", LOCK_CLASS,
                                   timeout=_QUERY):
             await con.execute("SELECT pg_notify($1, '')", _CHANNEL, timeout=_QUERY)
             await con.execute("SELECT pg_advisory_lock_shared($1, 0)", LOCK_CLASS)  # waits
         self._claims.held = True
+        self._renew()
         self._shared_since = time.monotonic()
         await self._try_solo()
 
     def _on_join(self, con: object, pid: int, channel: str, payload: object) -> None:
         if self._con is not None and pid != self._con.get_server_pid():
             self._heard.set()
+
+    def _on_lost(self, con: object) -> None:
+        """The lock connection closed: whatever it held is gone, act on nothing now."""
+        if con is self._con:
+            self._lose()
+
+    def _renew(self) -> None:
+        self._claims.lease_until = time.monotonic() + _LEASE
+
+    def _lose(self) -> None:
+        self._set_solo(False)
+        self._claims.held = False
+        self._claims.lease_until = 0.0
+        self._exclusive = False
 
     async def _run(self) -> None:
         while True:
@@ -122,8 +152,8 @@ class ReplicaLock:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._set_solo(False)
-                logger.warning("replica lock connection lost; claiming before every route",
+                self._lose()
+                logger.warning("replica lock connection lost; routing only what it claims",
                                extra={"error": repr(exc)})
                 await self._drop_connection()
             await asyncio.sleep(_RETRY)
@@ -135,32 +165,40 @@ class ReplicaLock:
                 await asyncio.wait_for(self._heard.wait(), _CHECK)
             joined = self._heard.is_set()
             self._heard.clear()
-            if self.solo:
+            if self._exclusive:
                 if joined or await self._con.fetchval(_WAITERS, LOCK_CLASS, timeout=_QUERY):
                     await self._step_down()
-            elif joined:
-                self._shared_since = time.monotonic()
-            elif time.monotonic() - self._shared_since >= _STAY_SHARED:
+                elif not self.solo and time.monotonic() >= self._solo_from:
+                    # what the others routed lately may be re-sent here: remember it first
+                    await self._claims.remember_recent(self._con, within=_REMEMBER_WAIT)
+                    self._set_solo(True)
+            elif not joined and time.monotonic() - self._shared_since >= _STAY_SHARED:
                 await self._try_solo()
             else:
+                if joined:
+                    self._shared_since = time.monotonic()
                 await self._con.execute("SELECT 1", timeout=_QUERY)  # shows a dead connection
+            self._renew()
 
     async def _try_solo(self) -> None:
+        """Take the exclusive lock if nobody else holds the lock; route alone one lease later
+        (a replica whose session just ended may still believe it holds the lock until then)."""
         assert self._con is not None
         if await self._con.fetchval("SELECT pg_try_advisory_lock($1, 0)", LOCK_CLASS,
                                     timeout=_QUERY):
-            # what the others routed lately may be re-sent here: remember it first
-            await self._claims.remember_recent(self._con, within=_REMEMBER_WAIT)
-            self._set_solo(True)
+            self._exclusive = True
+            self._solo_from = time.monotonic() + _LEASE
 
     async def _step_down(self) -> None:
         assert self._con is not None
         self._set_solo(False)  # triggers from now on claim before they route
         try:
             await self._claims.flush(within=_FLUSH_WAIT)
-        except TimeoutError:
-            logger.error("claims of the solo period not all written before stepping down")
+        except TimeoutError:  # keep the lock: the newcomer routes nothing until it has it
+            logger.error("claims of the solo period not all written yet; stepping down later")
+            return
         await self._con.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS, timeout=_QUERY)
+        self._exclusive = False
         self._shared_since = time.monotonic()
 
     def _set_solo(self, solo: bool) -> None:
@@ -172,7 +210,7 @@ class ReplicaLock:
                     extra={"solo": solo})
 
     async def _drop_connection(self) -> None:
-        self._claims.held = False
+        self._lose()
         con, self._con = self._con, None
         if con is not None and not con.is_closed():
             with suppress(Exception):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -15,6 +16,11 @@ from router.replicas import LOCK_CLASS, ReplicaLock
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED
 from tests.router.test_routing import decisions
+
+
+async def solo_soon(svc: Service) -> bool:
+    """Routing alone: a replica that takes the lock waits out one lease first."""
+    return await until(lambda: solo(svc), within=10.0)
 
 
 def solo(svc: Service) -> bool:
@@ -31,6 +37,15 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> bool:
     return True
 
 
+async def until_false(check: Callable[[], Awaitable[bool]], within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
 async def kill_solo_lock_connection(db: asyncpg.Connection) -> None:
     """End the session holding the exclusive replicas' lock, as a network fault would."""
     pid = await db.fetchval(
@@ -43,12 +58,13 @@ async def claimed(dsn: str, entry_id: str, within: float = 3.0) -> bool:
     con = await asyncpg.connect(dsn)
     try:
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+        while True:  # looks at least once
             if await con.fetchval("SELECT count(*) FROM route_claims WHERE entry_id = $1",
                                   entry_id):
                 return True
+            if time.monotonic() >= deadline:
+                return False
             await asyncio.sleep(0.02)
-        return False
     finally:
         await con.close()
 
@@ -58,7 +74,7 @@ async def test_a_lone_replica_routes_solo_and_still_records_the_claim(
 ) -> None:
     await load_records(dsn, ALL)
     svc = await service_factory()
-    assert solo(svc)
+    assert await solo_soon(svc)
     await svc.event("events/call", call_event("e1", ROUTED))
     assert [r.payload["to_number"] for r in await svc.pbx.wait_routes(1)] == ["101"]
     assert await claimed(dsn, "e1")
@@ -69,6 +85,7 @@ async def test_a_joining_replica_ends_solo_routing_and_sees_its_claims(
 ) -> None:
     await load_records(dsn, ALL)
     first = await service_factory()
+    assert await solo_soon(first)
     await first.event("events/call", call_event("e1", ROUTED))
     await first.pbx.wait_routes(1)
     second = await service_factory()  # its start waits until the first stepped down
@@ -98,7 +115,7 @@ async def test_the_last_replica_routes_solo_again_once_the_other_is_gone(
     first, second = await service_factory(), await service_factory()
     assert not solo(first)
     await second.client.close()
-    assert await until(lambda: solo(first), within=6.0)
+    assert await until(lambda: solo(first), within=10.0)
 
 
 async def test_a_replica_going_solo_remembers_what_others_routed_lately(
@@ -110,7 +127,7 @@ async def test_a_replica_going_solo_remembers_what_others_routed_lately(
     await db.execute("INSERT INTO route_claims (account_id, entry_id) VALUES ($1, 'e1')",
                      account_id)
     svc = await service_factory()
-    assert solo(svc)
+    assert await solo_soon(svc)
     await svc.event("events/call", call_event("e1", ROUTED))
     rows = await decisions(dsn, 1)
     assert [r["outcome"] for r in rows] == ["duplicate"]
@@ -121,10 +138,10 @@ async def test_a_replica_that_loses_its_lock_stops_routing_solo_until_it_has_it_
     service_factory: ServiceFactory, db: asyncpg.Connection
 ) -> None:
     svc = await service_factory()
-    assert solo(svc)
+    assert await solo_soon(svc)
     await kill_solo_lock_connection(db)
-    assert await until(lambda: not solo(svc), within=3.0)
-    assert await until(lambda: solo(svc), within=6.0)
+    assert await until(lambda: not solo(svc), within=0.5)  # it hears the close at once
+    assert await solo_soon(svc)
 
 
 async def test_a_replica_beside_another_claims_before_it_routes(
@@ -148,17 +165,19 @@ async def test_a_replica_that_cannot_take_the_lock_routes_nothing_the_database_c
 ) -> None:
     await load_records(dsn, ALL)
     svc = await service_factory()
-    assert solo(svc)
+    assert await solo_soon(svc)
     # Its lock connection dies, and another replica routing alone takes the lock first.
     await kill_solo_lock_connection(db)
     await db.execute("SELECT pg_advisory_lock($1, 0)", LOCK_CLASS)
-    assert await until(lambda: not solo(svc), within=3.0)
+    assert await until(lambda: not solo(svc), within=0.5)
     await svc.event("events/call", call_event("e1", ROUTED))
     rows = await decisions(dsn, 1)
     assert [r["outcome"] for r in rows] == ["no_lock"]
     assert svc.pbx.routes() == []
+    # the claim was given back, for a replica that holds the lock
+    assert await until_false(lambda: claimed(dsn, "e1", within=0.0))
     await db.execute("SELECT pg_advisory_unlock($1, 0)", LOCK_CLASS)  # that one is gone
-    assert await until(lambda: solo(svc), within=15.0)
+    assert await until(lambda: solo(svc), within=20.0)
     await svc.event("events/call", call_event("e2", ROUTED))
     assert len(await svc.pbx.wait_routes(1)) == 1
 
@@ -177,7 +196,7 @@ async def claims(dsn: str) -> AsyncIterator[Claims]:
 
 async def test_claims_answer_route_or_why_not(claims: Claims, db: asyncpg.Connection) -> None:
     account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
-    claims.held = True
+    claims.held, claims.lease_until = True, math.inf
     assert await claims.claim_shared(account_id, "e1") is None  # ours: route it
     assert await claims.claim_shared(account_id, "e1") == "claimed_elsewhere"
     claims.held = False
@@ -192,6 +211,7 @@ async def test_solo_claims_are_not_waited_for_and_a_flush_writes_them_all(
 ) -> None:
     account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
     claims.solo = claims.held = True
+    claims.lease_until = math.inf
     for i in range(50):
         assert await claims.claim_shared(account_id, f"e{i}") is None  # no wait
     claims.solo = False
