@@ -32,7 +32,7 @@ from router.batcher import give_up
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Claims", "prepare_claim"]
+__all__ = ["Claims", "claim_key", "prepare_claim"]
 
 _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traffic)
 _BATCH = 500
@@ -55,13 +55,18 @@ async def prepare_claim(con: asyncpg.Connection) -> None:
     await con.prepare(_CLAIM)
 
 
+def claim_key(account_id: int, entry_or_call: str) -> str:
+    """The in-memory key of an entry or a leg (str: the garbage collector skips str)."""
+    return f"{account_id}:{entry_or_call}"
+
+
 # account, entry, and the waiting route's answer (None: written after the route, solo)
 _Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 
 class Claims:
     __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task",
-                 "_unclaims", "_wake", "_within", "held", "lease_until", "solo")
+                 "_wake", "_within", "held", "lease_until", "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -79,7 +84,6 @@ class Claims:
         self.solo = False
         self.held = False
         self.lease_until = 0.0
-        self._unclaims: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -97,8 +101,8 @@ class Claims:
             with suppress(asyncio.CancelledError):
                 await self._task
 
-    def claim_here(self, account_id: int, entry_id: str) -> bool:
-        key = f"{account_id}:{entry_id}"
+    def claim_here(self, key: str) -> bool:
+        """Ours in this process (``key``: claim_key of the entry), unless seen before."""
         if key in self._local:
             return False
         self._local[key] = None
@@ -121,7 +125,7 @@ class Claims:
         local = self._local
         for start in range(0, len(rows), _CHUNK):  # oldest first; the loop is not held long
             for account_id, entry_id in rows[start:start + _CHUNK]:
-                key = f"{account_id}:{entry_id}"
+                key = claim_key(account_id, entry_id)
                 local[key] = None
                 local.move_to_end(key)
             while len(local) > _REMEMBER:
@@ -129,21 +133,20 @@ class Claims:
             await asyncio.sleep(0)
         return len(rows)
 
-    def mark_ended(self, account_id: int, call_or_entry: str) -> None:
-        """The greeting leg (call_id) or the entry ended: a trigger for it is too late."""
-        self._ended[f"{account_id}:{call_or_entry}"] = None
+    def mark_ended(self, key: str) -> None:
+        """The greeting leg or the entry (its claim_key) ended: a trigger for it is too late."""
+        self._ended[key] = None
         if len(self._ended) > _REMEMBER:
             self._ended.popitem(last=False)
 
-    def ended(self, account_id: int, entry_id: str, call_id: str) -> bool:
-        ended = self._ended
-        return f"{account_id}:{call_id}" in ended or f"{account_id}:{entry_id}" in ended
+    def ended(self, entry_key: str, call_key: str) -> bool:
+        return call_key in self._ended or entry_key in self._ended
 
     async def claim_shared(self, account_id: int, entry_id: str) -> str | None:
         """None: route it. Otherwise why not: ``claimed_elsewhere`` (another replica
         has it), ``no_lock`` (the database answers, but this replica does not hold
         the replicas' lock, so one that does may be routing alone)."""
-        if self.solo and time.monotonic() < self.lease_until:  # nobody else can have it:
+        if self.solo and self._leased():  # nobody else can have it: claimed after the route
             self._pending.append((account_id, entry_id, None))
             self._owed += 1
             self._wake.set()
@@ -164,14 +167,15 @@ class Claims:
             return None
         if not won:
             return "claimed_elsewhere"
-        if self.held and time.monotonic() < self.lease_until:
+        if self.held and self._leased():
             return None
         # Not routed here: give the entry back, so a replica holding the lock may route
         # it if the PBX sends the trigger there.
-        task = asyncio.create_task(self._unclaim(account_id, entry_id))
-        self._unclaims.add(task)
-        task.add_done_callback(self._unclaims.discard)
+        await self._unclaim(account_id, entry_id)
         return "no_lock"
+
+    def _leased(self) -> bool:
+        return time.monotonic() < self.lease_until
 
     async def _unclaim(self, account_id: int, entry_id: str) -> None:
         try:

@@ -29,7 +29,7 @@ from lookup.phones import phone_key
 from lookup.rules import Decision
 from lookup.sql_lookup import decide_sql
 from router.batcher import BatchWriter
-from router.claims import Claims
+from router.claims import Claims, claim_key
 from router.decisions import DecisionRecord
 from router.events import CallEvent
 from router.metrics import Metrics
@@ -81,11 +81,13 @@ class Router:
         task.add_done_callback(self._tasks.discard)
 
     def ended(self, account_id: int, call_or_entry: str) -> None:
-        self._claims.mark_ended(account_id, call_or_entry)
+        self._claims.mark_ended(claim_key(account_id, call_or_entry))
 
     async def route(self, account: Account, call: CallEvent, received_at: float) -> None:
         number = call.from_number or ""
-        if self._claims.ended(account.id, call.entry_id, call.call_id):
+        entry_key = claim_key(account.id, call.entry_id)  # made once, looked up three times
+        call_key = claim_key(account.id, call.call_id)
+        if self._claims.ended(entry_key, call_key):
             self._record(account, call, number, "ended", received_at)
             return
         key = phone_key(number, account.settings.default_region)
@@ -105,7 +107,7 @@ class Router:
             self._record(account, call, decision.number, decision.reason or "", received_at,
                          decision)
             return
-        if not self._claims.claim_here(account.id, call.entry_id):
+        if not self._claims.claim_here(entry_key):
             self._record(account, call, decision.number, "duplicate", received_at, decision)
             return
         refused = await self._claims.claim_shared(account.id, call.entry_id)
@@ -118,7 +120,7 @@ class Router:
         if time.monotonic() - received_at >= self._deadline:
             self._record(account, call, decision.number, "late", received_at, decision)
             return
-        if self._claims.ended(account.id, call.entry_id, call.call_id):  # while we waited
+        if self._claims.ended(entry_key, call_key):  # while we waited
             self._record(account, call, decision.number, "ended", received_at, decision)
             return
         command_id = next(self._command_ids)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 
-from router.claims import Claims
+from router.claims import Claims, claim_key
 from router.keys import REPLICAS
 from router.replicas import LOCK_CLASS, ReplicaLock
 from tests.conftest import Service, ServiceFactory, call_event, load_records
@@ -234,6 +234,6 @@ async def test_only_the_newest_recent_claims_are_remembered(
     monkeypatch.setattr("router.claims._REMEMBER", 3)
     claims = Claims(db, within_ms=50)  # type: ignore[arg-type]  # only remember_recent runs
     assert await claims.remember_recent(db, within=5.0) == 3
-    assert [claims.claim_here(account_id, f"e{i}") for i in (5, 4, 3)] == [False] * 3
-    assert claims.claim_here(account_id, "e2")  # older than the three newest
-    assert claims.claim_here(account_id, "old")  # older than ten minutes
+    assert [claims.claim_here(claim_key(account_id, f"e{i}")) for i in (5, 4, 3)] == [False] * 3
+    assert claims.claim_here(claim_key(account_id, "e2"))  # older than the three newest
+    assert claims.claim_here(claim_key(account_id, "old"))  # older than ten minutes
