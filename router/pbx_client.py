@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from yarl import URL
 
 from lookup.accounts import Account
 from router.pbx_http import HttpError, HttpPool
@@ -40,20 +39,10 @@ def _escape(text: str) -> bytes:
 
 
 class PbxClient:
-    __slots__ = ("_http", "_urls")
+    __slots__ = ("_http",)
 
     def __init__(self, http: HttpPool) -> None:
         self._http = http
-        self._urls: dict[tuple[str, str], URL] = {}  # parsed once, not per command
-
-    def _url(self, base: str, command: str) -> URL:
-        url = self._urls.get((base, command))
-        if url is None:
-            if len(self._urls) > 10_000:  # accounts' URLs are few; never grow without bound
-                self._urls.clear()
-            url = self._urls[(base, command)] = URL(
-                (base if base.endswith("/") else base + "/") + command)
-        return url
 
     async def command(
         self, account: Account, command: str, payload: dict[str, Any], *, within: float
@@ -65,8 +54,9 @@ class PbxClient:
             _escape(raw),
         )
         try:
+            base = account.mango_api_url
             status, text = await self._http.post_form(
-                self._url(account.mango_api_url, command), form, within=within)
+                (base if base.endswith("/") else base + "/") + command, form, within=within)
         except TimeoutError:
             return CommandResult(None, None, "timeout")
         except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as exc:

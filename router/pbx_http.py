@@ -151,9 +151,9 @@ class HttpPool:
         self._idle_limit = idle_seconds
         self._idle: dict[_Origin, list[_Conn]] = {}
         self._slots: dict[_Origin, asyncio.Semaphore] = {}
-        self._heads: dict[URL, tuple[_Origin, bytes]] = {}
+        self._heads: dict[str, tuple[_Origin, bytes]] = {}  # per URL, made once
 
-    async def post_form(self, url: URL, body: bytes, *, within: float) -> tuple[int, bytes]:
+    async def post_form(self, url: str, body: bytes, *, within: float) -> tuple[int, bytes]:
         """POST a form body; the answer's status and body. ``TimeoutError`` past ``within``;
         ``OSError``, ``HttpError`` or ``asyncio.IncompleteReadError`` when it fails."""
         origin, head = self._head(url)
@@ -175,9 +175,10 @@ class HttpPool:
                 conn.close()
             return status, answer
 
-    def _head(self, url: URL) -> tuple[_Origin, bytes]:
-        known = self._heads.get(url)
+    def _head(self, raw_url: str) -> tuple[_Origin, bytes]:
+        known = self._heads.get(raw_url)
         if known is None:
+            url = URL(raw_url)
             if url.scheme not in ("http", "https") or not url.host:
                 raise HttpError(f"not an http(s) URL: {url}")
             port = url.port or (443 if url.scheme == "https" else 80)
@@ -192,7 +193,7 @@ class HttpPool:
                     "Content-Length: ").encode()
             if len(self._heads) > 10_000:  # accounts' URLs are few; never grow without bound
                 self._heads.clear()
-            known = self._heads[url] = ((url.scheme, url.host, port), head)
+            known = self._heads[raw_url] = ((url.scheme, url.host, port), head)
         return known
 
     def _take(self, origin: _Origin) -> _Conn | None:
