@@ -68,7 +68,11 @@ _DRAIN = 3.0
 _POOL_CLOSE = 5.0
 _CLAIM_CONNECTIONS = 1
 _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stays queued
-_DECISIONS_GATHER = 0.02  # seconds a decision record waits for company
+# At most one statement per this many seconds (see router.batcher): under load the
+# journal's 200s wait up to this long for company, and PostgreSQL's cost per event
+# falls by half; an event that finds the journal idle is written at once.
+_JOURNAL_SPACING = 0.005
+_DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 
 
 def create_app(config: Config) -> web.Application:
@@ -169,10 +173,10 @@ async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
     async def decisions(batch: list[DecisionRecord]) -> None:
         await write_decisions(pool, batch)
 
-    # the PBX's 200 waits for it: written at once, and a 503 if that takes too long
-    app[JOURNAL] = BatchWriter("journal", journal, wait_limit=_JOURNAL_WAIT)
-    # nobody waits for the decision record: fewer, larger statements
-    app[DECISIONS] = BatchWriter("decisions", decisions, gather=_DECISIONS_GATHER)
+    # the PBX's 200 waits for it, and gets a 503 if that takes too long
+    app[JOURNAL] = BatchWriter("journal", journal, spacing=_JOURNAL_SPACING,
+                               wait_limit=_JOURNAL_WAIT)
+    app[DECISIONS] = BatchWriter("decisions", decisions, spacing=_DECISIONS_SPACING)
     app[JOURNAL].start()
     app[DECISIONS].start()
     yield

@@ -6,8 +6,12 @@ nothing queued is ever dropped. A writer made with ``wait_limit`` fails the
 waits of everything queued with ``TimeoutError`` once a batch has taken that
 long, and again every ``wait_limit`` while it goes on (so no wait lasts more
 than twice it); one timer per batch, not one per item. The items stay queued.
-A writer nobody waits for may ``gather``: wait that long after the first item,
-so a statement carries more rows (the statement, not the row, is the cost).
+A writer made with ``spacing`` starts at most one statement per that many seconds:
+an item that finds the writer idle goes at once, but under load the items of a
+whole ``spacing`` share one statement. Measured on the journal, a statement of 7
+rows cost PostgreSQL 58 µs a row and one of 25 rows 33 µs: the statement, not the
+row, is the cost, and without spacing a busy writer writes back to back in small
+batches.
 """
 
 from __future__ import annotations
@@ -42,16 +46,16 @@ def give_up(waiter: asyncio.Future[Any]) -> None:
 
 
 class BatchWriter(Generic[T]):
-    __slots__ = ("_flush", "_gather", "_max_batch", "_name", "_queue", "_task", "_timer",
+    __slots__ = ("_flush", "_max_batch", "_name", "_queue", "_spacing", "_task", "_timer",
                  "_wait_limit", "_wake")
 
     def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[None]],
-                 *, max_batch: int = 1000, gather: float = 0.0,
+                 *, max_batch: int = 1000, spacing: float = 0.0,
                  wait_limit: float | None = None) -> None:
         self._name = name
         self._flush = flush
         self._max_batch = max_batch
-        self._gather = gather
+        self._spacing = spacing
         self._wait_limit = wait_limit
         self._timer: asyncio.TimerHandle | None = None
         self._queue: list[tuple[T, asyncio.Future[None] | None]] = []
@@ -74,12 +78,16 @@ class BatchWriter(Generic[T]):
         self._wake.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = 0.0  # loop time before which no statement starts
         while True:
             await self._wake.wait()
-            if self._gather:
-                await asyncio.sleep(self._gather)
             self._wake.clear()
             while self._queue:
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_at = loop.time() + self._spacing
                 await self._write_some()
 
     def _expire(self) -> None:

@@ -37,7 +37,7 @@ __all__ = ["Claims", "claim_key", "prepare_claim"]
 _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traffic)
 _BATCH = 500
 _RECENT = "10 minutes"  # a re-sent trigger comes within seconds; claims this young count
-_SOLO_GATHER = 0.02  # solo claims wait for company: one statement per 20 ms, not per call
+_SOLO_SPACING = 0.02  # solo claims: at most one statement per 20 ms, not one per call
 _CHUNK = 20_000  # remembered claims taken in per turn of the event loop
 _RETRY = 0.1  # seconds between attempts to write claims owed from solo routing
 _STATEMENT_WAIT = 2.0  # a claim statement that takes longer is cancelled (and retried)
@@ -198,12 +198,17 @@ class Claims:
 
     async def _run(self) -> None:
         # One batch at a time: measured, two in flight cost more than they saved.
+        loop = asyncio.get_running_loop()
+        next_at = 0.0  # solo: loop time before which no statement starts
         while True:
             await self._wake.wait()
-            if self.solo:  # nobody waits for these: fewer, larger statements
-                await asyncio.sleep(_SOLO_GATHER)
             self._wake.clear()
             while self._pending:
+                if self.solo:  # nobody waits for these: one statement per _SOLO_SPACING
+                    delay = next_at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_at = loop.time() + _SOLO_SPACING
                 batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
                 await self._claim(batch)
 

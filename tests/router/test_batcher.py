@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -47,3 +48,33 @@ async def test_items_that_arrive_together_are_written_in_one_batch() -> None:
         await writer.close(within=1.0)
     assert sorted(i for b in batches for i in b) == list(range(50))
     assert len(batches) < 50
+
+
+async def test_a_spaced_writer_writes_an_idle_item_at_once_and_a_busy_stream_in_few_statements(
+) -> None:
+    starts: list[float] = []
+    rows: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    async def flush(batch: list[int]) -> None:
+        starts.append(loop.time())
+        rows.extend(batch)  # an instant database: without spacing, one statement per item
+
+    writer: BatchWriter[int] = BatchWriter("test", flush, spacing=0.05)
+    writer.start()
+    try:
+        sent = loop.time()
+        await writer.put(-1)
+        assert starts[0] - sent < 0.03  # found the writer idle: no wait for company
+        await asyncio.sleep(0.1)
+        waits = []
+        for i in range(40):  # one item every 5 ms for 0.2 s
+            waits.append(asyncio.ensure_future(writer.put(i)))
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*waits)
+    finally:
+        await writer.close(within=1.0)
+    assert rows == [-1, *range(40)]
+    busy = starts[1:]
+    assert len(busy) <= 7  # 0.2 s of items at one statement per 0.05 s (+ the first, + slack)
+    assert all(b - a >= 0.049 for a, b in itertools.pairwise(busy))
