@@ -1,5 +1,6 @@
-"""The PBX emulator (``emulators/pbx.py``) in its own process: it records the routes
-the service (or the floor relay) sends, and hands them over when drained."""
+"""The PBX emulator in its own process: it records the routes the service (or the
+floor relay) sends, and hands them over when drained. ``emulators.pbx``'s state
+(the same signature check and record) behind ``bench.pbxserver``'s lean front."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import logging
 from multiprocessing.connection import Connection
 from typing import Any
 
-from aiohttp import web
-
+from bench.pbxserver import serve_pbx
 from bench.procs import ChildProcess, new_event_loop, serve_pipe
-from emulators.pbx import PbxState, create_pbx_app
+from emulators.pbx import PbxState
 
 __all__ = ["PbxProcess", "pbx_main"]
 
@@ -27,9 +27,6 @@ def pbx_main(conn: Connection, host: str, port: int, api_key: str, salt: str) ->
 
 
 async def _serve(conn: Connection, host: str, port: int, state: PbxState) -> None:
-    runner = web.AppRunner(create_pbx_app(state), access_log=None)
-    await runner.setup()
-
     async def handle(msg: tuple[Any, ...]) -> Any:
         if msg[0] == "drain":
             routes: list[Route] = [
@@ -43,12 +40,9 @@ async def _serve(conn: Connection, host: str, port: int, state: PbxState) -> Non
             return sum(1 for c in state.commands if c.command == "commands/route")
         raise ValueError(f"unknown command {msg[0]!r}")
 
-    try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+    async with serve_pbx(state, host, port):
         conn.send(("ok", port))
         await serve_pipe(conn, handle)
-    finally:
-        await runner.cleanup()
 
 
 class PbxProcess:

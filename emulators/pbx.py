@@ -81,6 +81,25 @@ class PbxState:
                 await asyncio.wait_for(fut, remaining)
         return self.routes()
 
+    def take(
+        self, command: str, key: object, sign_: object, raw: object
+    ) -> tuple[int, int, dict[str, Any] | None]:
+        """Check one signed command's form fields and record it if it is valid:
+        (HTTP status, VPBX result code, the command's JSON or None)."""
+        if not (isinstance(key, str) and isinstance(sign_, str) and isinstance(raw, str)):
+            return 400, 3101, None  # bad request format
+        if key != self.api_key or not verify(key, raw, self.salt, sign_):
+            self.bad_signatures += 1
+            return 401, 3102, None  # wrong key or sign
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return 400, 3101, None
+        if not isinstance(payload, dict):
+            return 400, 3101, None
+        self._record(command, payload)
+        return 200, 1000, payload
+
     def _record(self, command: str, payload: dict[str, Any]) -> None:
         self.commands.append(
             RecordedCommand(command=command, payload=payload, received_at=time.monotonic())
@@ -121,19 +140,10 @@ async def _handle_command(request: web.Request) -> web.Response:
     state = request.app[STATE]
     command = request.match_info["command"]
     form = await request.post()
-    key, sign_, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
-    if not (isinstance(key, str) and isinstance(sign_, str) and isinstance(raw, str)):
-        return web.json_response({"result": 3101}, status=400)  # bad request format
-    if key != state.api_key or not verify(key, raw, state.salt, sign_):
-        state.bad_signatures += 1
-        return web.json_response({"result": 3102}, status=401)  # wrong key or sign
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return web.json_response({"result": 3101}, status=400)
-    if not isinstance(payload, dict):
-        return web.json_response({"result": 3101}, status=400)
-    state._record(command, payload)
+    status, result, payload = state.take(
+        command, form.get("vpbx_api_key"), form.get("sign"), form.get("json"))
+    if payload is None:
+        return web.json_response({"result": result}, status=status)
     logger.info("command received", extra={"command": command, "payload": payload})
     behaviour = state.behaviour
     if behaviour.delay_ms:
