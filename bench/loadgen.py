@@ -18,6 +18,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import quote
@@ -163,27 +164,22 @@ async def run_step(spec: StepSpec) -> StepReport:
     triggers_failed = 0
     first_error: str | None = None
     pool = RawPool(spec.host, spec.port, limit=spec.conn_limit)
-    tasks: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
+    outstanding: set[asyncio.Future[tuple[int, bytes]]] = set()
 
-    async def send(kind: EventKind, i: int, at: float) -> None:
-        nonlocal errors, first_error
-        nonlocal triggers_failed
-        t = time.monotonic()
+    def answered(kind: EventKind, fut: asyncio.Future[tuple[int, bytes]]) -> None:
+        nonlocal errors, first_error, triggers_failed
+        outstanding.discard(fut)
         trigger = kind is EventKind.TRIGGER
-        if trigger:
-            lags.append(t - at)
-            send_times[i] = t  # the latency clock starts when the trigger is written
-        try:
-            status, _ = await pool.request(requests[kind, i])
-        except asyncio.CancelledError:  # unanswered at the end of the step
+        if fut.cancelled():  # unanswered at the end of the step
             triggers_failed += trigger
-            raise
-        except (HttpError, OSError) as exc:
+            return
+        exc = fut.exception()
+        if exc is not None:
             errors += 1
             triggers_failed += trigger
             first_error = first_error or f"{kind.name}: {exc}"
             return
+        status = fut.result()[0]
         statuses[status] += 1
         if status != 200:
             errors += 1
@@ -197,17 +193,22 @@ async def run_step(spec: StepSpec) -> StepReport:
             delay = at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = loop.create_task(send(kind, i, at))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            _, pending = await asyncio.wait(set(tasks), timeout=_DRAIN_TIMEOUT_S)
-            for task in pending:
-                task.cancel()
+            t = time.monotonic()
+            if kind is EventKind.TRIGGER:
+                lags.append(t - at)
+                send_times[i] = t  # the latency clock starts when the trigger is written
+            # no task per event: the answer is counted by a callback
+            fut = pool.request(requests[kind, i])
+            outstanding.add(fut)
+            fut.add_done_callback(partial(answered, kind))
+        if outstanding:
+            _, pending = await asyncio.wait(set(outstanding), timeout=_DRAIN_TIMEOUT_S)
+            for fut in pending:
+                fut.cancel()
             errors += len(pending)
             if pending:
                 first_error = first_error or f"{len(pending)} requests unanswered"
-                await asyncio.wait(pending)
+            await asyncio.sleep(0)  # the cancelled ones' callbacks
     finally:
         await pool.close()
     sent = sorted(t for t in send_times if not math.isnan(t))

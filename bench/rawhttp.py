@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
+from typing import cast
 from urllib.parse import urlencode
 
 __all__ = ["HttpError", "RawPool", "build_get", "build_post_form"]
@@ -38,25 +40,58 @@ def build_get(host: str, port: int, path_and_query: str) -> bytes:
     return f"GET {path_and_query} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
 
 
-class _Conn:
-    __slots__ = ("reader", "writer")
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection; one request at a time, its answer read by the
+    protocol's callbacks (no task, no stream reader per request)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    __slots__ = ("_buf", "_pool", "_transport", "_waiter")
 
-    async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
-        """Send one request; (status, body, keep the connection)."""
-        self.writer.write(request)
+    def __init__(self, pool: RawPool) -> None:
+        self._pool = pool
+        self._buf = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def send(self, request: bytes, waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+        assert self._transport is not None
+        assert self._waiter is None
+        self._waiter = waiter
+        self._transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
         try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            raise HttpError(f"no answer: {exc!r}") from exc
-        lines = head.split(b"\r\n")
+            answer = self._answer()
+        except HttpError as exc:
+            self._fail(exc)
+            return
+        if answer is None:
+            return
+        status, body, keep = answer
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body))
+        if not keep or self._buf:  # surplus bytes: the connection is out of step
+            self._fail(HttpError("connection not reusable"))
+            return
+        self._pool._release(self)
+
+    def _answer(self) -> tuple[int, bytes, bool] | None:
+        """(status, body, keep) once a whole answer is buffered, else None."""
+        buf = self._buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > _MAX_HEADER:
+                raise HttpError("answer head too large")
+            return None
+        lines = bytes(buf[:end]).split(b"\r\n")
         try:
             status = int(lines[0].split(b" ", 2)[1])
-        except (IndexError, ValueError) as exc:
-            raise HttpError(f"bad status line {lines[0]!r}") from exc
+        except (IndexError, ValueError):
+            raise HttpError(f"bad status line {lines[0]!r}") from None
         length = -1
         keep = True
         for line in lines[1:]:
@@ -70,62 +105,101 @@ class _Conn:
                 raise HttpError("chunked answers are not supported")
         if length < 0:
             raise HttpError("answer without Content-Length")
-        body = await self.reader.readexactly(length) if length else b""
+        start = end + 4
+        if len(buf) < start + length:
+            return None
+        body = bytes(buf[start:start + length])
+        del buf[:start + length]
         return status, body, keep
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(HttpError(f"connection lost: {exc!r}"))
+
+    def _fail(self, exc: HttpError) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            transport.abort()
+            self._pool._lost(self)
+
     def close(self) -> None:
-        self.writer.close()
+        if self._transport is not None:
+            self._transport.close()
 
 
 class RawPool:
     """Up to ``limit`` persistent connections to one loopback server; one request each
-    at a time. Requests beyond the limit wait for a free connection."""
+    at a time. Requests beyond the limit queue for a free connection.
+
+    ``request`` returns a future at once: the caller may await it or add a callback,
+    so an open-loop generator needs no task per request."""
 
     def __init__(self, host: str, port: int, *, limit: int = 512) -> None:
         self._host = host
         self._port = port
+        self._limit = limit
         self._idle: list[_Conn] = []
         self._open = 0
-        self._slots = asyncio.Semaphore(limit)
+        self._queued: deque[tuple[bytes, asyncio.Future[tuple[int, bytes]]]] = deque()
         self._all: set[_Conn] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
 
-    async def request(self, data: bytes) -> tuple[int, bytes]:
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            try:
-                status, body, keep = await conn.exchange(data)
-            except BaseException:
-                self._drop(conn)
-                raise
-            if keep:
-                self._idle.append(conn)
-            else:
-                self._drop(conn)
-            return status, body
+    def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        """Send ``data`` on a free connection (or once one is free): (status, body)."""
+        waiter: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
+        if self._idle:
+            self._idle.pop().send(data, waiter)
+        else:
+            self._queued.append((data, waiter))
+            if self._open < self._limit:
+                self._open += 1
+                task = self._loop.create_task(self._connect())
+                self._connecting.add(task)
+                task.add_done_callback(self._connecting.discard)
+        return waiter
 
-    async def _connect(self) -> _Conn:
+    async def _connect(self) -> None:
         try:
-            reader, writer = await asyncio.open_connection(
-                self._host, self._port, limit=_MAX_HEADER * 4
-            )
+            _, conn = await self._loop.create_connection(
+                lambda: _Conn(self), self._host, self._port)
         except OSError as exc:
-            raise HttpError(f"connect {self._host}:{self._port}: {exc}") from exc
-        conn = _Conn(reader, writer)
+            self._open -= 1
+            if self._queued:  # fail one waiter per failed connection: nothing hangs
+                _, waiter = self._queued.popleft()
+                if not waiter.done():
+                    waiter.set_exception(
+                        HttpError(f"connect {self._host}:{self._port}: {exc}"))
+            return
         self._all.add(conn)
-        return conn
+        self._release(conn)
 
-    def _drop(self, conn: _Conn) -> None:
+    def _release(self, conn: _Conn) -> None:
+        """``conn`` is free: give it the oldest queued request still wanted, or keep it."""
+        while self._queued:
+            data, waiter = self._queued.popleft()
+            if not waiter.done():  # not cancelled meanwhile
+                conn.send(data, waiter)
+                return
+        self._idle.append(conn)
+
+    def _lost(self, conn: _Conn) -> None:
         self._all.discard(conn)
-        conn.close()
+        if conn in self._idle:
+            self._idle.remove(conn)
+        self._open -= 1
 
     async def close(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
+        for _, waiter in self._queued:
+            waiter.cancel()
+        self._queued.clear()
         conns = list(self._all)
         self._all.clear()
         self._idle.clear()
         for conn in conns:
             conn.close()
-        for conn in conns:
-            try:
-                await conn.writer.wait_closed()
-            except OSError:  # the peer had already gone
-                logger.debug("close", exc_info=True)
+        await asyncio.sleep(0)  # let the transports close
