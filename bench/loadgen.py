@@ -2,9 +2,10 @@
 
 A step is open loop: every event has a time fixed before the step starts (one call
 every ``1 / rate`` seconds, each call's other events at fixed delays after its
-trigger) and is sent at that time as its own task, whatever happened to earlier
-ones. Request bytes are built and signed before the clock starts. The generator
-reports how late it was against its own schedule, so a saturated generator shows.
+trigger) and is sent at that time, whatever happened to earlier ones (its answer
+is counted by a callback on its future: no task per event). Request bytes are
+built and signed before the clock starts. The generator reports how late it was
+against its own schedule, so a saturated generator shows.
 
 The sidecar test is closed loop instead: ``concurrency`` workers ask ``GET /route``
 back to back.
@@ -218,7 +219,7 @@ async def run_step(spec: StepSpec) -> StepReport:
     return StepReport(
         send_times=send_times,
         triggers_failed=triggers_failed,
-        requests=sum(statuses.values()) + errors,
+        requests=len(schedule),
         errors=errors,
         statuses=dict(statuses),
         lag_p50_ms=percentile(lags, 50) * 1000 if lags else math.nan,

@@ -6,7 +6,8 @@ fifth of a core at 1,200 calls/s, as much as the load generator. This front read
 requests straight off the socket (``Content-Length`` bodies, keep-alive) and hands
 each command's form to ``PbxState.take``, the same check and record as
 ``emulators.pbx``, then answers its JSON result. A request it cannot read gets a
-400 and the connection is closed.
+400 and the connection is closed. The emulator's fault modes (``PbxBehaviour``)
+and its after-route callbacks are not played here: the benchmark uses neither.
 """
 
 from __future__ import annotations

@@ -55,13 +55,22 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
+    @property
+    def alive(self) -> bool:
+        return self._transport is not None
+
     def send(self, request: bytes, waiter: asyncio.Future[tuple[int, bytes]]) -> None:
-        assert self._transport is not None
         assert self._waiter is None
         self._waiter = waiter
-        self._transport.write(request)
+        if self._transport is None:
+            self._fail(HttpError("connection closed"))
+        else:
+            self._transport.write(request)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:
+            self._fail(HttpError("an answer nobody asked for"))
+            return
         self._buf += data
         try:
             answer = self._answer()
@@ -98,7 +107,12 @@ class _Conn(asyncio.Protocol):
             name, _, value = line.partition(b":")
             lname = name.strip().lower()
             if lname == b"content-length":
-                length = int(value.strip())
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    raise HttpError(f"bad Content-Length {value!r}") from None
+                if length < 0:
+                    raise HttpError(f"bad Content-Length {value!r}")
             elif lname == b"connection" and value.strip().lower() == b"close":
                 keep = False
             elif lname == b"transfer-encoding":
@@ -141,10 +155,12 @@ class RawPool:
         self._port = port
         self._limit = limit
         self._idle: list[_Conn] = []
-        self._open = 0
+        self._open = 0  # connections open or being opened
+        self._connects = 0  # of which being opened
         self._queued: deque[tuple[bytes, asyncio.Future[tuple[int, bytes]]]] = deque()
         self._all: set[_Conn] = set()
-        self._connecting: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._loop = asyncio.get_running_loop()
 
     def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
@@ -154,27 +170,47 @@ class RawPool:
             self._idle.pop().send(data, waiter)
         else:
             self._queued.append((data, waiter))
-            if self._open < self._limit:
-                self._open += 1
-                task = self._loop.create_task(self._connect())
-                self._connecting.add(task)
-                task.add_done_callback(self._connecting.discard)
+            self._dispatch()
         return waiter
 
+    def _dispatch(self) -> None:
+        """Open a connection for each queued request no connect is under way for,
+        within the limit. Called whenever a request queues or a connection goes."""
+        want = len(self._queued) - self._connects
+        while want > 0 and self._open < self._limit and not self._closed:
+            want -= 1
+            self._open += 1
+            self._connects += 1
+            task = self._loop.create_task(self._connect())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     async def _connect(self) -> None:
+        conn: _Conn | None = None
+        error: Exception | None = None
         try:
             _, conn = await self._loop.create_connection(
                 lambda: _Conn(self), self._host, self._port)
-        except OSError as exc:
+        except asyncio.CancelledError:
+            self._connects -= 1
             self._open -= 1
-            if self._queued:  # fail one waiter per failed connection: nothing hangs
-                _, waiter = self._queued.popleft()
-                if not waiter.done():
-                    waiter.set_exception(
-                        HttpError(f"connect {self._host}:{self._port}: {exc}"))
+            raise
+        except Exception as exc:
+            error = exc
+        self._connects -= 1
+        if conn is not None and conn.alive:
+            self._all.add(conn)
+            self._release(conn)
             return
-        self._all.add(conn)
-        self._release(conn)
+        self._open -= 1  # never opened, or lost before it was ever used
+        # fail one waiter per failed connect, so nothing waits on a server that is gone
+        while self._queued:
+            _, waiter = self._queued.popleft()
+            if not waiter.done():
+                waiter.set_exception(HttpError(
+                    f"connect {self._host}:{self._port}: {error or 'closed at once'}"))
+                break
+        self._dispatch()
 
     def _release(self, conn: _Conn) -> None:
         """``conn`` is free: give it the oldest queued request still wanted, or keep it."""
@@ -186,13 +222,17 @@ class RawPool:
         self._idle.append(conn)
 
     def _lost(self, conn: _Conn) -> None:
+        if conn not in self._all:  # lost before _connect took it: counted there
+            return
         self._all.discard(conn)
         if conn in self._idle:
             self._idle.remove(conn)
         self._open -= 1
+        self._dispatch()  # requests queued behind it still get a connection
 
     async def close(self) -> None:
-        for task in list(self._connecting):
+        self._closed = True
+        for task in list(self._tasks):
             task.cancel()
         for _, waiter in self._queued:
             waiter.cancel()

@@ -52,24 +52,59 @@ async def test_each_answer_reaches_its_own_request_over_at_most_limit_connection
     assert len(peers) <= 3  # the other 17 waited for a free connection
 
 
-async def test_an_answer_without_content_length_fails_that_request_only() -> None:
+async def _raw_server(answer: bytes, *, then_close: bool = False) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-        await writer.drain()
-        await reader.read()  # until the client hangs up
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+                if then_close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
         writer.close()
 
-    bad = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "chunked"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\n\r\n", "without Content-Length"),
+    (b"NONSENSE\r\n\r\n", "status line"),
+])
+async def test_an_answer_it_cannot_read_fails_that_request(answer: bytes, error: str) -> None:
+    bad = await _raw_server(answer)
     port = bad.sockets[0].getsockname()[1]
     pool = RawPool("127.0.0.1", port)
     try:
-        with pytest.raises(HttpError, match="chunked"):
+        with pytest.raises(HttpError, match=error):
             await asyncio.wait_for(pool.request(build_get("127.0.0.1", port, "/")), 2)
     finally:
         await pool.close()
         bad.close()
         await bad.wait_closed()
+
+
+async def test_requests_queued_past_the_limit_end_when_the_server_drops_each_connection(
+) -> None:
+    # keep-alive answers, but the server hangs up after each: every request queued
+    # behind a connection must still get one of its own (or an error), never wait on
+    drop = await _raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", then_close=True)
+    port = drop.sockets[0].getsockname()[1]
+    pool = RawPool("127.0.0.1", port, limit=2)
+    try:
+        got = await asyncio.wait_for(asyncio.gather(
+            *(pool.request(build_get("127.0.0.1", port, "/")) for _ in range(12)),
+            return_exceptions=True), 5)
+    finally:
+        await pool.close()
+        drop.close()
+        await drop.wait_closed()
+    assert all(g == (200, b"ok") or isinstance(g, HttpError) for g in got)
+    assert got.count((200, b"ok")) >= 2
 
 
 async def test_a_server_that_is_not_there_is_an_error_not_a_hang() -> None:
