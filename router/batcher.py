@@ -6,10 +6,11 @@ nothing queued is ever dropped. A writer made with ``wait_limit`` fails the
 waits of everything queued with ``TimeoutError`` once a batch has taken that
 long, and again every ``wait_limit`` while it goes on (so no wait lasts more
 than twice it); one timer per batch, not one per item. The items stay queued.
-A writer made with ``spacing`` starts at most one statement per that many seconds:
-an item that finds the writer idle goes at once, but under load the items of a
-whole ``spacing`` share one statement. Measured on the journal, a statement of 7
-rows cost PostgreSQL 58 µs a row and one of 25 rows 33 µs: the statement, not the
+A writer made with ``spacing`` starts a statement no sooner than ``spacing``
+seconds after the previous one started: an item that comes when the writer has
+been quiet that long goes at once, and under load the items of a whole
+``spacing`` share one statement. Measured on the journal, a statement of 7 rows
+cost PostgreSQL 58 µs a row and one of 25 rows 33 µs: the statement, not the
 row, is the cost, and without spacing a busy writer writes back to back in small
 batches.
 """

@@ -66,7 +66,7 @@ _Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 class Claims:
     __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task",
-                 "_wake", "_within", "held", "lease_until", "solo")
+                 "_urgent", "_wake", "_within", "held", "lease_until", "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -79,6 +79,7 @@ class Claims:
         self._owed = 0
         self._settled = 0
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # a claim somebody waits for is queued
         # set by router.replicas.ReplicaLock: routing alone; holding the replicas' lock;
         # until when both may be believed (monotonic clock)
         self.solo = False
@@ -153,6 +154,7 @@ class Claims:
             return None
         answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((account_id, entry_id, answer))
+        self._urgent.set()
         self._wake.set()
         timer = asyncio.get_running_loop().call_later(self._within, give_up, answer)
         try:
@@ -204,11 +206,17 @@ class Claims:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                if self.solo:  # nobody waits for these: one statement per _SOLO_SPACING
+                # Claims owed by solo routes go one statement per _SOLO_SPACING; a claim
+                # somebody waits for (solo with a lapsed lease, or just after a step-down)
+                # cuts the wait short.
+                if self.solo and not self._urgent.is_set():
                     delay = next_at - loop.time()
                     if delay > 0:
-                        await asyncio.sleep(delay)
+                        with suppress(TimeoutError):
+                            async with asyncio.timeout(delay):
+                                await self._urgent.wait()
                     next_at = loop.time() + _SOLO_SPACING
+                self._urgent.clear()
                 batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
                 await self._claim(batch)
 

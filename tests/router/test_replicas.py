@@ -237,3 +237,20 @@ async def test_only_the_newest_recent_claims_are_remembered(
     assert [claims.claim_here(claim_key(account_id, f"e{i}")) for i in (5, 4, 3)] == [False] * 3
     assert claims.claim_here(claim_key(account_id, "e2"))  # older than the three newest
     assert claims.claim_here(claim_key(account_id, "old"))  # older than ten minutes
+
+
+async def test_a_waited_claim_is_not_held_back_by_the_spacing_of_solo_claims(
+    claims: Claims, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("router.claims._SOLO_SPACING", 1.0)
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    claims.solo = claims.held = True
+    claims.lease_until = math.inf
+    assert await claims.claim_shared(account_id, "owed-1") is None  # written at once
+    await claims.flush(within=1.0)
+    assert await claims.claim_shared(account_id, "owed-2") is None  # spaced: waits its turn
+    claims.lease_until = 0.0  # the lease lapsed: the next claim is waited for
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    assert await claims.claim_shared(account_id, "waited") == "no_lock"  # answered
+    assert loop.time() - asked < 0.5  # not after the rest of the spacing
