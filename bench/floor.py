@@ -2,8 +2,10 @@
 
 It checks each notification's signature, answers at once, and for a routing trigger
 sends a fixed ``commands/route`` to the PBX: no lookup, no journal, no database.
-Whatever latency it shows is the limit of the stack (aiohttp in and out, loopback,
-the emulator) that the product is measured against.
+It is built from the product's own stack — aiohttp's server, the form decoding of
+``router.form_body``, the VPBX client of ``router.pbx_client``, the serving
+process's garbage-collector settings — so whatever it shows is the limit of that
+stack (and loopback, and the emulator) that the product is measured against.
 
 Run: ``python -m bench.floor --port P --pbx-url URL --api-key K --salt S``.
 """
@@ -20,10 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import web
 
 from bench.procs import new_event_loop
-from router.signing import sign, verify
+from lookup.accounts import Account
+from lookup.settings import Settings
+from router.cli import tune_gc
+from router.form_body import parse_form
+from router.pbx_client import PbxClient
+from router.pbx_http import HttpPool
+from router.signing import verify
 
 __all__ = ["FIXED_EXTENSION", "FloorConfig", "create_floor_app", "main"]
 
@@ -42,7 +50,8 @@ class FloorConfig:
 @dataclass(slots=True, kw_only=True)
 class _Relay:
     config: FloorConfig
-    session: ClientSession | None = None
+    account: Account  # what the product's VPBX client signs and sends with
+    client: PbxClient | None = None
     tasks: set[asyncio.Task[None]] | None = None
     counter: itertools.count[int] | None = None
 
@@ -52,25 +61,29 @@ RELAY = web.AppKey("floor_relay", _Relay)
 
 def create_floor_app(config: FloorConfig) -> web.Application:
     app = web.Application()
-    app[RELAY] = _Relay(config=config, tasks=set(), counter=itertools.count())
-    app.cleanup_ctx.append(_session_ctx)
+    account = Account(id=0, name="floor", mango_api_key=config.api_key,
+                      mango_api_salt=config.salt, mango_api_url=config.pbx_url,
+                      megaplan_url=None, megaplan_username=None, megaplan_password=None,
+                      token_hash=None, settings=Settings())
+    app[RELAY] = _Relay(config=config, account=account, tasks=set(),
+                        counter=itertools.count())
+    app.cleanup_ctx.append(_client_ctx)
     app.router.add_post("/mango/{kind:.+}", _notification)
     app.router.add_get("/healthz", _ok)
     app.router.add_get("/readyz", _ok)
     return app
 
 
-async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     relay = app[RELAY]
-    relay.session = ClientSession(
-        connector=TCPConnector(limit=0), timeout=ClientTimeout(total=5)
-    )
+    http = HttpPool()
+    relay.client = PbxClient(http)
     yield
     for task in list(relay.tasks or ()):
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
-    await relay.session.close()
+    await http.close()
 
 
 async def _ok(_: web.Request) -> web.Response:
@@ -79,7 +92,10 @@ async def _ok(_: web.Request) -> web.Response:
 
 async def _notification(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
-    form = await request.post()
+    try:
+        form = parse_form(await request.read())
+    except ValueError:
+        return web.Response(status=400, text="bad form")
     key, sign_, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
     if not (isinstance(key, str) and isinstance(sign_, str) and isinstance(raw, str)):
         return web.Response(status=400, text="missing field")
@@ -111,19 +127,13 @@ def _is_trigger(event: dict[str, Any]) -> bool:
 
 
 async def _route(relay: _Relay, call_id: str) -> None:
-    cfg = relay.config
-    assert relay.session is not None
+    assert relay.client is not None
     assert relay.counter is not None
-    raw = orjson.dumps(
-        {"command_id": f"floor-{next(relay.counter)}", "call_id": call_id,
-         "to_number": FIXED_EXTENSION}
-    ).decode()
-    form = {"vpbx_api_key": cfg.api_key, "sign": sign(cfg.api_key, raw, cfg.salt), "json": raw}
-    try:
-        async with relay.session.post(f"{cfg.pbx_url}commands/route", data=form) as resp:
-            await resp.read()
-    except Exception:  # a relay must not die because the PBX is away
-        logger.warning("route failed", exc_info=True)
+    payload = {"command_id": f"floor-{next(relay.counter)}", "call_id": call_id,
+               "to_number": FIXED_EXTENSION}
+    result = await relay.client.command(relay.account, "commands/route", payload, within=5)
+    if not result.accepted:  # PbxClient never raises: a relay must not die either
+        logger.warning("route failed: %s", result.error or result.http_status)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -136,10 +146,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = FloorConfig(api_key=a.api_key, salt=a.salt, pbx_url=a.pbx_url)
-    web.run_app(
-        create_floor_app(cfg), host=a.host, port=a.port, access_log=None, print=None,
-        loop=new_event_loop(), backlog=1024,
-    )
+    app = create_floor_app(cfg)
+    app.on_startup.append(tune_gc)  # as mango-router serve does (router.cli)
+    web.run_app(app, host=a.host, port=a.port, access_log=None, print=None,
+                loop=new_event_loop(), backlog=1024)
 
 
 if __name__ == "__main__":

@@ -133,14 +133,14 @@ def _serve(config: Config) -> None:
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = create_app(config)
-    app.on_startup.append(_tune_gc)  # after the cleanup contexts: the index is built
+    app.on_startup.append(tune_gc)  # after the cleanup contexts: the index is built
     # A deep accept queue: at the default 128 a burst of new PBX connections overflowed
     # it, and each dropped SYN cost its request a 1 s retransmit (measured in bench/).
     web.run_app(app, host=config.host, port=config.port, access_log=None, print=None,
                 shutdown_timeout=10, backlog=1024)
 
 
-async def _tune_gc(_app: object) -> None:
+async def tune_gc(_app: object) -> None:
     """Keep the garbage collector off the hot path.
 
     What exists at start (the index, accounts, modules) is frozen out of every
