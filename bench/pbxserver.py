@@ -21,6 +21,7 @@ from typing import cast
 
 import orjson
 
+from bench.httphead import HeadError, read_head
 from emulators.pbx import PbxState
 from router.form_body import parse_form
 
@@ -38,10 +39,6 @@ def _response(status: int, body: bytes, *, close: bool = False) -> bytes:
     return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"{connection}\r\n").encode() + body
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class _PbxProtocol(asyncio.Protocol):
@@ -68,38 +65,24 @@ class _PbxProtocol(asyncio.Protocol):
         try:
             while not self._closed and self._one_request():
                 pass
-        except _BadRequest as exc:
+        except HeadError as exc:
             self._refuse(str(exc))
 
     def _one_request(self) -> bool:
         """Answer the first complete request in the buffer; False if there is none yet."""
         buf = self._buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > _MAX_HEAD:
-                raise _BadRequest("request head too large")
+        head = read_head(buf, limit=_MAX_HEAD)
+        if head is None:
             return False
-        lines = bytes(buf[:end]).split(b"\r\n")
-        parts = lines[0].split(b" ")
+        parts = head.first_line.split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            raise _BadRequest("bad request line")
+            raise HeadError("bad request line")
         method, target, version = parts
-        length, close = 0, version == b"HTTP/1.0"
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise _BadRequest("bad Content-Length") from None
-                if not 0 <= length <= _MAX_BODY:
-                    raise _BadRequest("bad Content-Length")
-            elif name == b"transfer-encoding":
-                raise _BadRequest("chunked requests are not supported")
-            elif name == b"connection":
-                close = value.strip().lower() == b"close"
-        start = end + 4
+        length = max(head.length, 0)
+        if length > _MAX_BODY:
+            raise HeadError("body too large")
+        close = head.close if head.close is not None else version == b"HTTP/1.0"
+        start = head.body_start
         if len(buf) < start + length:
             return False
         body = bytes(buf[start:start + length])

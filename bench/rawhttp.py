@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlencode
 
+from bench.httphead import HeadError, read_head
+
 __all__ = ["HttpError", "RawPool", "build_get", "build_post_form"]
 
 logger = logging.getLogger(__name__)
@@ -91,40 +93,24 @@ class _Conn(asyncio.Protocol):
     def _answer(self) -> tuple[int, bytes, bool] | None:
         """(status, body, keep) once a whole answer is buffered, else None."""
         buf = self._buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > _MAX_HEADER:
-                raise HttpError("answer head too large")
-            return None
-        lines = bytes(buf[:end]).split(b"\r\n")
         try:
-            status = int(lines[0].split(b" ", 2)[1])
-        except (IndexError, ValueError):
-            raise HttpError(f"bad status line {lines[0]!r}") from None
-        length = -1
-        keep = True
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            lname = name.strip().lower()
-            if lname == b"content-length":
-                try:
-                    length = int(value.strip())
-                except ValueError:
-                    raise HttpError(f"bad Content-Length {value!r}") from None
-                if length < 0:
-                    raise HttpError(f"bad Content-Length {value!r}")
-            elif lname == b"connection" and value.strip().lower() == b"close":
-                keep = False
-            elif lname == b"transfer-encoding":
-                raise HttpError("chunked answers are not supported")
-        if length < 0:
-            raise HttpError("answer without Content-Length")
-        start = end + 4
-        if len(buf) < start + length:
+            head = read_head(buf, limit=_MAX_HEADER)
+        except HeadError as exc:
+            raise HttpError(str(exc)) from None
+        if head is None:
             return None
-        body = bytes(buf[start:start + length])
-        del buf[:start + length]
-        return status, body, keep
+        try:
+            status = int(head.first_line.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            raise HttpError(f"bad status line {head.first_line!r}") from None
+        if head.length < 0:
+            raise HttpError("answer without Content-Length")
+        start, end = head.body_start, head.body_start + head.length
+        if len(buf) < end:
+            return None
+        body = bytes(buf[start:end])
+        del buf[:end]
+        return status, body, not head.close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(HttpError(f"connection lost: {exc!r}"))
