@@ -38,7 +38,7 @@ from router.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["main"]
+__all__ = ["main", "tune_gc"]
 
 Command = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
 
