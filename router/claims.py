@@ -64,6 +64,11 @@ def claim_key(account_id: int, entry_or_call: str) -> str:
 _Ask = tuple[int, str, "asyncio.Future[bool | None] | None"]
 
 
+def _owed(ask: _Ask) -> bool:
+    """Owed by a solo route (nobody waits for its answer)."""
+    return ask[2] is None
+
+
 class Claims:
     __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task",
                  "_urgent", "_wake", "_within", "held", "lease_until", "solo")
@@ -208,16 +213,21 @@ class Claims:
             while self._pending:
                 # Claims owed by solo routes go one statement per _SOLO_SPACING; a claim
                 # somebody waits for (solo with a lapsed lease, or just after a step-down)
-                # cuts the wait short.
+                # cuts the wait short and goes first, ahead of any backlog of owed ones.
                 if self.solo and not self._urgent.is_set():
                     delay = next_at - loop.time()
                     if delay > 0:
                         with suppress(TimeoutError):
                             async with asyncio.timeout(delay):
                                 await self._urgent.wait()
+                if self._urgent.is_set():
+                    self._urgent.clear()
+                    self._pending.sort(key=_owed)  # stable: owed ones keep their order
+                if self.solo:
                     next_at = loop.time() + _SOLO_SPACING
-                self._urgent.clear()
                 batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+                if self._pending and not _owed(self._pending[0]):
+                    self._urgent.set()  # more waited claims than one batch holds
                 await self._claim(batch)
 
     async def _claim(self, batch: list[_Ask]) -> None:
@@ -236,9 +246,11 @@ class Claims:
                     ask[2].set_result(None)
             if owed:  # routed already: the claim must still land, for other replicas
                 self._pending[:0] = owed
+                # Waited claims that come meanwhile time out and route from memory,
+                # as they would while the database does not answer.
                 await asyncio.sleep(_RETRY)
             return
-        self._settled += sum(1 for ask in batch if ask[2] is None)
+        self._settled += sum(1 for ask in batch if _owed(ask))
         won = {(r["account_id"], r["entry_id"]) for r in rows}
         for account_id, entry_id, answer in batch:
             if answer is not None and not answer.done():
