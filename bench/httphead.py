@@ -21,7 +21,7 @@ class Head:
                  body_start: int) -> None:
         self.first_line = first_line
         self.length = length  # -1: no Content-Length
-        self.close = close  # None: no Connection header
+        self.close = close  # None: no Connection header; True: one said close
         self.body_start = body_start  # where the body begins in the buffer
 
 
@@ -44,8 +44,11 @@ def read_head(buf: bytearray, *, limit: int) -> Head | None:
                 raise HeadError(f"bad Content-Length {value!r}") from None
             if length < 0:
                 raise HeadError(f"bad Content-Length {value!r}")
-        elif name == b"connection":
-            close = value.strip().lower() == b"close"
+        elif name == b"connection":  # a close anywhere sticks
+            if value.strip().lower() == b"close":
+                close = True
+            elif close is None:
+                close = False
         elif name == b"transfer-encoding":
             raise HeadError("chunked bodies are not supported")
     return Head(lines[0], length, close, end + 4)
