@@ -27,8 +27,8 @@ from aiohttp import web
 from bench.procs import new_event_loop
 from lookup.accounts import Account
 from lookup.settings import Settings
-from router.cli import tune_gc
 from router.form_body import parse_form
+from router.gc_tuning import tune_gc
 from router.pbx_client import PbxClient
 from router.pbx_http import HttpPool
 from router.signing import verify
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     cfg = FloorConfig(api_key=a.api_key, salt=a.salt, pbx_url=a.pbx_url)
     app = create_floor_app(cfg)
-    app.on_startup.append(tune_gc)  # as mango-router serve does (router.cli)
+    app.on_startup.append(tune_gc)  # as mango-router serve does
     web.run_app(app, host=a.host, port=a.port, access_log=None, print=None,
                 loop=new_event_loop(), backlog=1024)
 
