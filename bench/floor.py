@@ -18,7 +18,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -51,9 +51,9 @@ class FloorConfig:
 class _Relay:
     config: FloorConfig
     account: Account  # what the product's VPBX client signs and sends with
-    client: PbxClient | None = None
-    tasks: set[asyncio.Task[None]] | None = None
-    counter: itertools.count[int] | None = None
+    client: PbxClient | None = None  # opened in _client_ctx
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
 
 
 RELAY = web.AppKey("floor_relay", _Relay)
@@ -65,8 +65,7 @@ def create_floor_app(config: FloorConfig) -> web.Application:
                       mango_api_salt=config.salt, mango_api_url=config.pbx_url,
                       megaplan_url=None, megaplan_username=None, megaplan_password=None,
                       token_hash=None, settings=Settings())
-    app[RELAY] = _Relay(config=config, account=account, tasks=set(),
-                        counter=itertools.count())
+    app[RELAY] = _Relay(config=config, account=account)
     app.cleanup_ctx.append(_client_ctx)
     app.router.add_post("/mango/{kind:.+}", _notification)
     app.router.add_get("/healthz", _ok)
@@ -79,7 +78,7 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     http = HttpPool()
     relay.client = PbxClient(http)
     yield
-    for task in list(relay.tasks or ()):
+    for task in list(relay.tasks):
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
@@ -109,7 +108,6 @@ async def _notification(request: web.Request) -> web.Response:
             return web.Response(status=400, text="bad json")
         if isinstance(event, dict) and _is_trigger(event):
             task = asyncio.create_task(_route(relay, str(event.get("call_id", ""))))
-            assert relay.tasks is not None
             relay.tasks.add(task)
             task.add_done_callback(relay.tasks.discard)
     return web.Response(text="ok")
@@ -128,7 +126,6 @@ def _is_trigger(event: dict[str, Any]) -> bool:
 
 async def _route(relay: _Relay, call_id: str) -> None:
     assert relay.client is not None
-    assert relay.counter is not None
     payload = {"command_id": f"floor-{next(relay.counter)}", "call_id": call_id,
                "to_number": FIXED_EXTENSION}
     result = await relay.client.command(relay.account, "commands/route", payload, within=5)

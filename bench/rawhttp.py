@@ -9,7 +9,6 @@ understood (what aiohttp servers send for complete responses).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Mapping
 from typing import cast
@@ -18,8 +17,6 @@ from urllib.parse import urlencode
 from bench.httphead import HeadError, read_head
 
 __all__ = ["HttpError", "RawPool", "build_get", "build_post_form"]
-
-logger = logging.getLogger(__name__)
 
 _MAX_HEADER = 16 * 1024
 
