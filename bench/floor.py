@@ -3,7 +3,7 @@
 It checks each notification's signature, answers at once, and for a routing trigger
 sends a fixed ``commands/route`` to the PBX: no lookup, no journal, no database.
 It is built from the product's own stack — aiohttp's server, the form decoding of
-``router.form_body``, the VPBX client of ``router.pbx_client``, the serving
+``mango.form``, the VPBX client of ``mango.client``, the serving
 process's garbage-collector settings — so whatever it shows is the limit of that
 stack (and loopback, and the emulator) that the product is measured against.
 
@@ -27,11 +27,10 @@ from aiohttp import web
 from bench.procs import new_event_loop
 from lookup.accounts import Account
 from lookup.settings import Settings
-from router.form_body import parse_form
+from mango.client import PbxClient, pbx_session
+from mango.form import parse_form
+from mango.signing import verify
 from router.gc_tuning import tune_gc
-from router.pbx_client import PbxClient
-from router.pbx_http import HttpPool
-from router.signing import verify
 
 __all__ = ["FIXED_EXTENSION", "FloorConfig", "create_floor_app", "main"]
 
@@ -75,7 +74,7 @@ def create_floor_app(config: FloorConfig) -> web.Application:
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     relay = app[RELAY]
-    http = HttpPool()
+    http = pbx_session()  # the product's own client session (router.app.http_ctx)
     relay.client = PbxClient(http)
     yield
     for task in list(relay.tasks):

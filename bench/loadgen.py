@@ -30,7 +30,7 @@ from bench.procs import new_event_loop
 from bench.rawhttp import HttpError, RawPool, build_get, build_post_form
 from bench.schedule import EventKind, build_schedule
 from bench.stats import percentile
-from router.signing import sign
+from mango.signing import sign
 
 __all__ = [
     "SidecarReport",

@@ -23,7 +23,7 @@ import orjson
 
 from bench.httphead import HeadError, read_head
 from emulators.pbx import PbxState
-from router.form_body import parse_form
+from mango.form import parse_form
 
 __all__ = ["serve_pbx"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
-from router.signing import sign, verify
+from mango.signing import sign, verify
 
 logger = logging.getLogger(__name__)
 

@@ -5,23 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from lookup.embedded import ensure_embedded
 from lookup.schema import apply_migrations
-from router.config import Config
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["connect", "create_pool", "database_url"]
 
 
-async def database_url(config: Config) -> str:
-    if config.database_url:
-        return config.database_url
-    return await asyncio.to_thread(ensure_embedded, config.data_dir)
+async def database_url(dsn: str | None, data_dir: Path) -> str:
+    """``dsn`` when given; else the embedded server under ``data_dir``, started if need be."""
+    if dsn:
+        return dsn
+    return await asyncio.to_thread(ensure_embedded, data_dir)
 
 
 async def create_pool(

@@ -1,5 +1,5 @@
 """``python -m router``: the same as the ``mango-router`` command."""
 
-from router.cli import main
+from cli.main import main
 
 main()

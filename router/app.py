@@ -13,23 +13,23 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 
 import asyncpg
-from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
+from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
 from lookup.accounts import upsert_default_account
-from lookup.crm_lookup import CrmLookup
 from lookup.db import create_pool, database_url
-from megaplan.sync import SyncOptions
-from megaplan.sync_poller import SyncService
+from lookup.decisions import DecisionRecord, write_decisions
+from lookup.journal import JournalEntry, write_journal
+from mango.client import PbxClient, pbx_session
+from megaplan.client import MegaplanClient
+from megaplan.credentials import MegaplanCredentials
 from router.batcher import BatchWriter
 from router.calls_api import setup_calls_api
 from router.claims import Claims, prepare_claim
 from router.config import Config
-from router.decisions import DecisionRecord, write_decisions
-from router.journal import JournalEntry, write_journal
 from router.keys import (
     ACCOUNTS,
     CLAIM_POOL,
@@ -45,8 +45,6 @@ from router.keys import (
     ROUTER,
 )
 from router.metrics import Metrics
-from router.pbx_client import PbxClient
-from router.pbx_http import HttpPool
 from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
@@ -54,6 +52,9 @@ from router.settings_page import setup_settings_page
 from router.sidecar import setup_sidecar
 from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
+from sync.account import SyncOptions
+from sync.metrics import SyncMetrics
+from sync.poller import SyncService
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def setup_routes(app: web.Application) -> None:
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    dsn = await database_url(config)
+    dsn = await database_url(config.database_url, config.data_dir)
     pool = await create_pool(dsn, min_size=2, max_size=12)
     if config.mango_api_key and config.mango_api_salt:
         async with pool.acquire() as con:
@@ -136,16 +137,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
-    session = ClientSession(
-        connector=TCPConnector(limit=256, keepalive_timeout=30),
-        cookie_jar=DummyCookieJar(),  # the VPBX API sets none; skip the per-request jar work
-        timeout=ClientTimeout(total=10),
-    )
-    pbx_http = HttpPool()  # the VPBX API's own lean client (router.pbx_http)
+    """The app's one client session (VPBX commands), its TLS context built here, at start."""
+    session = pbx_session(ca_file=app[CONFIG].mango_ca_file)
     app[HTTP] = session
-    app[PBX] = PbxClient(pbx_http)
+    app[PBX] = PbxClient(session)
     yield
-    await pbx_http.close()
     await session.close()
 
 
@@ -190,9 +186,12 @@ async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     crm = None
-    if config.lookup_mode == "crm" and config.lookup_crm_url:
-        crm = CrmLookup(app[HTTP], config.lookup_crm_url, config.lookup_crm_user,
-                        config.lookup_crm_password)
+    if config.lookup_mode == "crm" and config.lookup_crm_url:  # the benchmark's baseline
+        crm = MegaplanClient(
+            MegaplanCredentials(base_url=config.lookup_crm_url, username=config.lookup_crm_user,
+                                password=config.lookup_crm_password),
+            rate_per_second=None, max_retries=0, request_timeout=5.0)
+        await crm.start()
     claims = Claims(app[CLAIM_POOL], within_ms=config.claim_timeout_ms)
     claims.start()
     replicas = ReplicaLock(app[DSN], claims, app[METRICS].solo)
@@ -215,17 +214,20 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     await router.drain(within=_DRAIN)
     await replicas.close()  # after the drain: the claims it owes are all queued
     await claims.close()
+    if crm is not None:
+        await crm.close()
     app[HOUSEKEEPING].cancel()
     with suppress(asyncio.CancelledError):
         await app[HOUSEKEEPING]
 
 
 async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
-    """CRM sync (megaplan.sync_poller): polls every account with Megaplan settings."""
+    """CRM sync (sync.poller): polls every account with Megaplan settings."""
     config = app[CONFIG]
     service = SyncService(app[DSN], app[ACCOUNTS], app[PBX],
                           options=SyncOptions(rate=config.megaplan_rate),
-                          poll_seconds=config.megaplan_poll_seconds, metrics=app[METRICS])
+                          poll_seconds=config.megaplan_poll_seconds,
+                          metrics=SyncMetrics(app[METRICS].registry))
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
     task.cancel()

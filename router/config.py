@@ -41,6 +41,7 @@ class Config:
     mango_api_url: str
     mango_api_key: str | None
     mango_api_salt: str | None
+    mango_ca_file: Path | None  # CAs the VPBX API's certificate is checked against
     megaplan_url: str | None
     megaplan_username: str | None
     megaplan_password: str | None
@@ -97,6 +98,7 @@ def load_config(
         mango_api_url=env.url("MANGO_API_URL") or DEFAULT_MANGO_API_URL,
         mango_api_key=salt_key[0],
         mango_api_salt=salt_key[1],
+        mango_ca_file=env.file("MANGO_CA_FILE"),
         megaplan_url=megaplan_url,
         megaplan_username=env.text("MEGAPLAN_USERNAME"),
         megaplan_password=env.text("MEGAPLAN_PASSWORD"),
@@ -146,6 +148,15 @@ class _Env:
         if not math.isfinite(value) or not value >= low:
             raise ConfigError(name, f"must be at least {low}, not {raw}")
         return value
+
+    def file(self, name: str) -> Path | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(name, f"no such file: {raw!r}")
+        return path
 
     def dsn(self, name: str) -> str | None:
         raw = self.text(name)

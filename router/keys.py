@@ -8,11 +8,11 @@ from aiohttp import ClientSession, web
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
+from lookup.journal import JournalEntry
+from mango.client import PbxClient
 from router.batcher import BatchWriter
 from router.config import Config
-from router.journal import JournalEntry
 from router.metrics import Metrics
-from router.pbx_client import PbxClient
 from router.replicas import ReplicaLock
 from router.routing import Router
 

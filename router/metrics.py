@@ -6,7 +6,6 @@ number, a path or an account's data.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -20,8 +19,7 @@ _LATENCY_BUCKETS = (
 
 class Metrics:
     __slots__ = ("_children", "decisions", "events", "journal_batch", "pbx_commands", "registry",
-                 "route_latency", "solo", "sync_duration", "sync_errors", "sync_records",
-                 "sync_success")
+                 "route_latency", "solo")
 
     def __init__(self, phones: Callable[[], float]) -> None:
         self._children: dict[tuple[int, str], Counter] = {}
@@ -56,32 +54,6 @@ class Metrics:
             "mango_router_index_phones", "Phone keys in the routing index.", registry=r
         )
         index_phones.set_function(phones)
-        # CRM sync (megaplan.sync): lag is the age of the oldest account copy this
-        # replica keeps, from the start of its last complete pass.
-        self.sync_duration = Histogram(
-            "mango_router_sync_duration_seconds", "CRM sync passes by kind (full, incremental).",
-            ["kind"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
-            registry=r,
-        )
-        self.sync_records = Counter(
-            "mango_router_sync_records", "CRM records read by sync, by kind.", ["kind"],
-            registry=r,
-        )
-        self.sync_errors = Counter(
-            "mango_router_sync_errors", "Sync problems: a record refused, or a pass failed.",
-            ["kind"], registry=r,
-        )
-        self.sync_success: dict[int, float] = {}  # account id -> wall time its copy is from
-        sync_lag = Gauge(
-            "mango_router_sync_lag_seconds",
-            "Age of the oldest CRM copy this replica syncs (0 when it syncs none).", registry=r,
-        )
-        sync_lag.set_function(self._sync_lag)
-
-    def _sync_lag(self) -> float:
-        if not self.sync_success:
-            return 0.0
-        return max(0.0, time.time() - min(self.sync_success.values()))
 
     # Label children are looked up once per value, not once per event: labels() takes
     # a lock and builds a tuple on every call. The values are a small fixed set.

@@ -24,16 +24,16 @@ import asyncpg
 
 from cache.index import IndexRegistry
 from lookup.accounts import Account
-from lookup.crm_lookup import CrmLookup
+from lookup.decisions import DecisionRecord
 from lookup.phones import phone_key
-from lookup.rules import Decision
+from lookup.rules import NO_CLIENT, Decision
 from lookup.sql_lookup import decide_sql
+from mango.client import CommandResult, PbxClient
+from mango.events import CallEvent
+from megaplan.client import MegaplanClient
 from router.batcher import BatchWriter
 from router.claims import Claims, claim_key
-from router.decisions import DecisionRecord
-from router.events import CallEvent
 from router.metrics import Metrics
-from router.pbx_client import CommandResult, PbxClient
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Router:
         decisions: BatchWriter[DecisionRecord],
         metrics: Metrics,
         pool: asyncpg.Pool,
-        crm: CrmLookup | None = None,
+        crm: MegaplanClient | None = None,
     ) -> None:
         self._deadline = deadline_ms / 1000
         self._mode = mode
@@ -149,8 +149,10 @@ class Router:
         if self._mode == "sql":
             async with self._pool.acquire() as con:
                 return await decide_sql(con, account.id, key)
-        assert self._crm is not None
-        return await self._crm.decide(key)
+        assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
+        route = await self._crm.call_route(str(key))
+        reason = None if route.extension else (route.reason or NO_CLIENT)
+        return Decision(str(key), reason, route.client_id, route.employee_id, route.extension)
 
     def _record(
         self,
@@ -196,6 +198,8 @@ def _result_label(result: CommandResult) -> str:
     """A bounded label for what the PBX answered."""
     if result.http_status is None:
         return "timeout" if result.error == "timeout" else "connection_error"
+    if result.error == "redirect":  # not followed: the command was not applied
+        return "redirect"
     if result.http_status == 429:
         return "rate_limited"
     if result.http_status >= 500:

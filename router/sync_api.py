@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from megaplan.sync import megaplan_credentials
-from megaplan.sync_extensions import EXTENSION_RE, set_extension
-from megaplan.sync_store import read_state, status_json
 from router.auth import require_account_access
 from router.json_body import json_object
 from router.keys import ACCOUNTS, POOL
 from router.sidecar import account_from_query
+from sync.account import megaplan_credentials
+from sync.extensions import EXTENSION_RE, set_extension
+from sync.store import read_state, status_json
 
 __all__ = ["setup_sync_api"]
 

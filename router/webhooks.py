@@ -18,11 +18,11 @@ import orjson
 from aiohttp import web
 
 from lookup.accounts import Account
-from router.events import BadRequest, CallEvent, check_fields
-from router.form_body import parse_form
-from router.journal import JournalEntry
+from lookup.journal import JournalEntry
+from mango.events import BadRequest, CallEvent, check_fields
+from mango.form import parse_form
+from mango.signing import verify
 from router.keys import ACCOUNTS, JOURNAL, METRICS, ROUTER
-from router.signing import verify
 
 logger = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
+from emulators.megaplan import MegaplanState, generate, serve_megaplan
 from emulators.pbx import PbxCaller, PbxState, create_pbx_app
 from lookup.accounts import upsert_default_account
 from lookup.embedded import ensure_embedded
@@ -214,3 +215,19 @@ def call_event(entry: str, number: str, *, seq: int = 1, state: str = "Appeared"
     }
     body.update(extra)
     return body
+
+
+# --- the Megaplan emulator, live on loopback (megaplan and sync tests) ---------------
+PASSWORD = "s3cret-Pa55word"
+
+@pytest.fixture
+def mp_state() -> MegaplanState:
+    state = generate(clients=250, seed=7)
+    state.password = PASSWORD
+    return state
+
+
+@pytest.fixture
+async def mp_url(mp_state: MegaplanState) -> AsyncIterator[str]:
+    async with serve_megaplan(mp_state) as url:
+        yield url

@@ -7,7 +7,7 @@ import orjson
 from bench.data import plan_calls, write_dataset
 from bench.floor import _is_trigger
 from bench.loadgen import StepSpec, _build_requests
-from router.signing import verify
+from mango.signing import verify
 
 
 def test_dataset_is_deterministic_and_follows_the_rules(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.floor import FIXED_EXTENSION, FloorConfig, create_floor_app
 from bench.pbxserver import serve_pbx
 from emulators.pbx import PbxState
-from router.signing import sign
+from mango.signing import sign
 
 KEY, SALT = "floor-key", "floor-salt"
 

@@ -13,9 +13,8 @@ from bench.pbxserver import serve_pbx
 from emulators.pbx import PbxState
 from lookup.accounts import Account
 from lookup.settings import Settings
-from router.pbx_client import PbxClient
-from router.pbx_http import HttpPool
-from router.signing import sign
+from mango.client import PbxClient, pbx_session
+from mango.signing import sign
 
 KEY, SALT = "bench-key", "bench-salt"
 
@@ -38,7 +37,7 @@ async def test_the_products_commands_are_recorded_on_one_kept_alive_connection(
     pbx: tuple[PbxState, int],
 ) -> None:
     state, port = pbx
-    http = HttpPool()
+    http = pbx_session()
     client = PbxClient(http)
     try:
         for i in range(3):

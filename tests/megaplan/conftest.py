@@ -1,4 +1,4 @@
-"""A live Megaplan emulator on loopback and clients pointed at it."""
+"""Megaplan clients pointed at the live emulator (``mp_url`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,11 @@ from typing import Any
 
 import pytest
 
-from emulators.megaplan import MegaplanState, generate, serve_megaplan
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
-
-PASSWORD = "s3cret-Pa55word"
+from tests.conftest import PASSWORD
 
 ClientFactory = Callable[..., MegaplanClient]
-
-
-@pytest.fixture
-def mp_state() -> MegaplanState:
-    state = generate(clients=250, seed=7)
-    state.password = PASSWORD
-    return state
-
-
-@pytest.fixture
-async def mp_url(mp_state: MegaplanState) -> AsyncIterator[str]:
-    async with serve_megaplan(mp_state) as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from emulators.megaplan import MegaplanState
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
 from megaplan.errors import MegaplanError
-from tests.megaplan.conftest import PASSWORD, ClientFactory
+from tests.conftest import PASSWORD
+from tests.megaplan.conftest import ClientFactory
 from tests.megaplan.stub import serve_stub
 
 

@@ -221,7 +221,7 @@ async def test_trigger_past_the_deadline_sends_nothing(svc: Service, dsn: str) -
     assert app is not None
     account = app[ACCOUNTS].by_name("default")
     assert account is not None
-    from router.events import CallEvent
+    from mango.events import CallEvent
 
     long_ago = time.monotonic() - 10  # the greeting is over
     await app[ROUTER].route(account, CallEvent(call_event("e1", ROUTED)), long_ago)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from emulators.pbx import PbxCaller
-from router.signing import sign
+from mango.signing import sign
 from tests.conftest import Service, call_event
 from tests.router.data import ROUTED
 
@@ -164,7 +164,7 @@ async def test_a_row_the_database_refuses_does_not_hold_up_the_rows_behind_it(
 ) -> None:
     app = service.client.app
     assert app is not None
-    from router.journal import JournalEntry
+    from lookup.journal import JournalEntry
     from router.keys import JOURNAL
 
     # An incompressible entry id past btree's row size limit: refused forever.

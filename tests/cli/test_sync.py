@@ -16,7 +16,7 @@ from emulators.megaplan_store import CT_EMPLOYEE
 from emulators.pbx import PbxState
 from emulators.pbx_users import users_for
 from lookup.phones import phone_key
-from tests.router.test_cli import ENV, free_port, run_cli
+from tests.cli.test_main import ENV, free_port, run_cli
 
 CRM_ENV = {"MEGAPLAN_USERNAME": "demo", "MEGAPLAN_PASSWORD": "demo", "MEGAPLAN_RATE": "1000"}
 

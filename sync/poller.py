@@ -15,18 +15,17 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from cache.accounts import AccountRegistry
 from lookup.accounts import Account
+from mango.client import PbxClient
 from megaplan.credentials import MegaplanCredentials
-from megaplan.sync import AccountSync, FullPass, SyncOptions, megaplan_credentials
-from megaplan.sync_store import copy_is_empty, read_state
-from router.metrics import Metrics
-from router.pbx_client import PbxClient
+from sync.account import AccountSync, FullPass, SyncOptions, megaplan_credentials
+from sync.metrics import SyncMetrics
+from sync.store import copy_is_empty, read_state
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +60,22 @@ def full_due(state: dict[str, Any] | None, empty: bool, now: datetime, timezone:
     return _last_night(now, timezone) > max(finished, since)
 
 
+class AccountSource(Protocol):
+    """The accounts this replica knows (the app's ``cache.accounts.AccountRegistry``)."""
+
+    def all(self) -> list[Account]: ...
+
+    def by_id(self, account_id: int, /) -> Account | None: ...
+
+
 class SyncService:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
     __slots__ = ("_accounts", "_dsn", "_metrics", "_options", "_pbx", "_poll_s", "_started",
                  "_tasks")
 
-    def __init__(self, dsn: str, accounts: AccountRegistry, pbx: PbxClient, *,
-                 options: SyncOptions, poll_seconds: float, metrics: Metrics | None = None
+    def __init__(self, dsn: str, accounts: AccountSource, pbx: PbxClient, *,
+                 options: SyncOptions, poll_seconds: float, metrics: SyncMetrics | None = None
                  ) -> None:
         self._dsn = dsn
         self._accounts = accounts

@@ -32,13 +32,15 @@ import asyncpg
 from lookup.accounts import Account
 from lookup.conn import Conn
 from lookup.importer import ClientRecord, write_clients, write_employees
+from mango.client import PbxClient
 from megaplan import mapping as mp
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
 from megaplan.errors import MappingError, MegaplanError
-from megaplan.sync_pbx import fetch_extensions
-from megaplan.sync_records import client_record, employee_record, line_field_name
-from megaplan.sync_store import (
+from sync.metrics import SyncMetrics
+from sync.pbx_users import fetch_extensions
+from sync.records import client_record, employee_record, line_field_name
+from sync.store import (
     SyncReport,
     changed_clients,
     current_extensions,
@@ -50,8 +52,6 @@ from megaplan.sync_store import (
     start_full,
     write_programs,
 )
-from router.metrics import Metrics
-from router.pbx_client import PbxClient
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class AccountSync:
     """Sync of one account over one connection; ``async with`` holds its CRM session."""
 
     def __init__(self, account: Account, con: Conn, pbx: PbxClient, *,
-                 options: SyncOptions = SyncOptions(), metrics: Metrics | None = None,
+                 options: SyncOptions = SyncOptions(), metrics: SyncMetrics | None = None,
                  progress: Progress | None = None) -> None:
         credentials = megaplan_credentials(account)
         if credentials is None:
@@ -196,15 +196,15 @@ class AccountSync:
     async def _finish(self, report: SyncReport, watermark: datetime | None) -> None:
         m = self._metrics
         if m is not None:
-            m.sync_duration.labels(report.kind).observe(report.duration_s)
-            m.sync_records.labels("clients").inc(report.clients)
-            m.sync_records.labels("employees").inc(report.employees)
+            m.duration.labels(report.kind).observe(report.duration_s)
+            m.records.labels("clients").inc(report.clients)
+            m.records.labels("employees").inc(report.employees)
             if report.errors:
-                m.sync_errors.labels("record").inc(report.errors)
+                m.errors.labels("record").inc(report.errors)
             if report.error:
-                m.sync_errors.labels("pass").inc()
+                m.errors.labels("pass").inc()
             if report.complete:
-                m.sync_success[self.account.id] = time.time() - report.duration_s
+                m.success[self.account.id] = time.time() - report.duration_s
         try:
             if report.complete:
                 if report.kind == "full":

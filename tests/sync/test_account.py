@@ -20,11 +20,10 @@ from emulators.pbx_users import users_for
 from lookup.accounts import Account, fetch_accounts, upsert_default_account
 from lookup.phones import phone_key
 from lookup.sql_lookup import decide_sql
-from megaplan.sync import AccountSync, SyncOptions
-from megaplan.sync_store import read_state, status_json
-from router.pbx_client import PbxClient
-from router.pbx_http import HttpPool
-from tests.megaplan.conftest import PASSWORD
+from mango.client import open_pbx_client
+from sync.account import AccountSync, SyncOptions
+from sync.store import read_state, status_json
+from tests.conftest import PASSWORD
 
 FAST = SyncOptions(rate=None, batch=100, max_retries=1, backoff_base=0.005,
                    request_timeout=5.0, overlap_s=1.0)
@@ -47,14 +46,10 @@ async def account(db: asyncpg.Connection, mp_url: str, mp_state: MegaplanState,
 @asynccontextmanager
 async def syncer(db: asyncpg.Connection, account: Account,
                  **options: Any) -> AsyncIterator[AccountSync]:
-    pbx_http = HttpPool()
-    try:
-        async with AccountSync(
-            account, db, PbxClient(pbx_http), options=dataclasses.replace(FAST, **options)
-        ) as sync:
-            yield sync
-    finally:
-        await pbx_http.close()
+    async with open_pbx_client() as pbx, AccountSync(
+        account, db, pbx, options=dataclasses.replace(FAST, **options)
+    ) as sync:
+        yield sync
 
 
 async def _crm_decision(state: MegaplanState, key: int) -> tuple[Any, ...]:
@@ -268,7 +263,7 @@ async def test_employees_without_a_pbx_user_keep_their_stored_extension_when_pbx
 
 
 def test_a_full_pass_is_due_for_an_empty_or_unsynced_copy_and_after_each_night() -> None:
-    from megaplan.sync_poller import full_due
+    from sync.poller import full_due
 
     msk = "Europe/Moscow"  # 03:00 there is 00:00 UTC
     noon = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)

@@ -1,7 +1,7 @@
 """Measure the change-to-routing delay: a responsible changed in the CRM (through its
 v3 API, as a user would) until a running ``serve`` routes the number to the new one.
 
-    python -m megaplan.sync_delay --router http://127.0.0.1:8080 \\
+    python -m bench.sync_delay --router http://127.0.0.1:8080 \\
         --megaplan http://127.0.0.1:9001 --changes 20 --poll 2
 
 Changes are spread at random over the poll interval, so the delays sample the
@@ -66,7 +66,7 @@ async def measure(router: str, megaplan: str, user: str, password: str, changes:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m megaplan.sync_delay", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.sync_delay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--router", default="http://127.0.0.1:8080")
     parser.add_argument("--megaplan", default="http://127.0.0.1:9001")

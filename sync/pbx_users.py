@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from lookup.accounts import Account
-from router.pbx_client import PbxClient
+from mango.client import PbxClient
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from emulators.megaplan_store import CT_EMPLOYEE
 from emulators.pbx import PbxState
 from emulators.pbx_users import users_for
 from lookup.phones import phone_key
-from megaplan.sync_poller import LOCK_CLASS
+from sync.poller import LOCK_CLASS
 from tests.conftest import Service, ServiceFactory
 
 OPERATOR = {"Authorization": "Bearer operator-token"}

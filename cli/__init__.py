@@ -1,0 +1,1 @@
+"""The ``mango-router`` command line: one module per command group."""

@@ -1,0 +1,126 @@
+"""Signed commands to the MANGO OFFICE VPBX API, over aiohttp's client.
+
+One ``ClientSession`` per app (``pbx_session``): keep-alive connections, a TLS
+context built once at start-up (the system's CAs, or ``MANGO_CA_FILE``) so no
+route's deadline pays for loading a CA store, proxies from the environment
+(``trust_env``), no cookie jar (the VPBX API sets none), and no redirects
+followed: a command that is answered with a redirect was not applied, and says
+so (``error="redirect"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from mango.signing import sign
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CommandResult", "PbxAccount", "PbxClient", "open_pbx_client", "pbx_session",
+           "tls_context"]
+
+_CONNECTIONS = 256  # the VPBX API caps commands per account; this is far above it
+_KEEPALIVE = 30.0
+_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=60)  # config/users/request on a big PBX
+
+
+class PbxAccount(Protocol):
+    """What a command needs of an account (``lookup.accounts.Account`` has it)."""
+
+    @property
+    def mango_api_key(self) -> str: ...
+
+    @property
+    def mango_api_salt(self) -> str: ...
+
+    @property
+    def mango_api_url(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    http_status: int | None  # None: no answer (timeout or connection error)
+    result: int | None  # the VPBX result code; 1000 = accepted
+    error: str | None = None  # "timeout", "redirect", or the failure's type name
+    body: dict[str, Any] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.http_status == 200 and self.result == 1000
+
+
+def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """Certificates checked against the system's CAs, or only ``ca_file``'s when given."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+
+
+def pbx_session(*, ca_file: Path | None = None) -> aiohttp.ClientSession:
+    """The app's one client session for the VPBX API (call inside the running loop)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=_CONNECTIONS, keepalive_timeout=_KEEPALIVE,
+                                       ssl=tls_context(ca_file)),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=_SESSION_TIMEOUT,
+        trust_env=True,
+    )
+
+
+class PbxClient:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def command(
+        self, account: PbxAccount, command: str, payload: dict[str, Any], *, within: float
+    ) -> CommandResult:
+        """Send one signed command; every failure becomes the result, never an exception."""
+        raw = orjson.dumps(payload).decode()
+        key = account.mango_api_key
+        form = {"vpbx_api_key": key, "sign": sign(key, raw, account.mango_api_salt),
+                "json": raw}
+        base = account.mango_api_url
+        url = (base if base.endswith("/") else base + "/") + command
+        try:
+            async with self._session.post(
+                url, data=form, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=within),
+            ) as resp:
+                status = resp.status
+                text = await resp.read()
+        except TimeoutError:
+            return CommandResult(None, None, "timeout")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return CommandResult(None, None, type(exc).__name__)
+        except Exception as exc:  # a failed command must never take its caller down
+            logger.exception("PBX command failed unexpectedly", extra={"command": command})
+            return CommandResult(None, None, type(exc).__name__)
+        if 300 <= status < 400:
+            return CommandResult(status, None, "redirect")
+        body: Any = None
+        try:
+            body = orjson.loads(text) if text else None
+        except orjson.JSONDecodeError:
+            body = None
+        result = body.get("result") if isinstance(body, dict) else None
+        return CommandResult(
+            status,
+            result if isinstance(result, int) and not isinstance(result, bool) else None,
+            body=body if isinstance(body, dict) else None,
+        )
+
+
+@asynccontextmanager
+async def open_pbx_client(*, ca_file: Path | None = None) -> AsyncIterator[PbxClient]:
+    """A client on a session of its own, for one-shot commands (``sync``, tests)."""
+    async with pbx_session(ca_file=ca_file) as session:
+        yield PbxClient(session)
