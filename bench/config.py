@@ -20,6 +20,7 @@ class BenchConfig:
     modes: tuple[str, ...]
     rates: tuple[int, ...]
     step_seconds: float  # each fixed rate
+    warmup_seconds: float  # before a mode's first counted step, at its highest fixed rate
     search_seconds: float  # each step of the step-up search
     search_factor: float
     search_max_steps: int
@@ -49,6 +50,7 @@ class BenchConfig:
             modes=ALL_MODES,
             rates=(250, 500, 1000, 2000),
             step_seconds=10.0,
+            warmup_seconds=2.0,
             search_seconds=4.0,
             search_factor=1.5,
             search_max_steps=5,
@@ -79,6 +81,7 @@ class BenchConfig:
             quick=True,
             rates=(250, 1000),
             step_seconds=2.0,
+            warmup_seconds=2.0,
             search_seconds=1.5,
             search_factor=2.0,
             search_max_steps=2,
@@ -88,7 +91,7 @@ class BenchConfig:
             freshness_changes=30,
             sidecar_seconds=1.5,
             followup_end_s=1.1,
-            budget_s=85.0,
+            budget_s=88.0,
         )
 
 
@@ -101,6 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     p.add_argument("--modes", help=f"comma-separated subset of {','.join(ALL_MODES)}")
     p.add_argument("--rates", help="comma-separated fixed rates in calls/s")
     p.add_argument("--seconds", type=float, help="seconds per fixed rate")
+    p.add_argument("--warmup-seconds", type=float,
+                   help="uncounted load before each mode's first step (0 = none)")
     p.add_argument("--search-seconds", type=float, help="seconds per step-up step")
     p.add_argument("--search-steps", type=int, help="most step-up steps per mode (0 = none)")
     p.add_argument("--clients", type=int, help="clients in the load modes' data set")
@@ -133,6 +138,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         cfg = replace(cfg, rates=rates)
     pairs: list[tuple[str, float | int | None]] = [
         ("step_seconds", a.seconds),
+        ("warmup_seconds", a.warmup_seconds),
         ("search_seconds", a.search_seconds),
         ("search_max_steps", a.search_steps),
         ("clients", a.clients),
