@@ -35,7 +35,7 @@ class Stub:
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.requests: list[tuple[str, dict[str, str], tuple[str, int]]] = []
+        self.requests: list[tuple[str, dict[str, str], object]] = []  # path, form, peer
         self.server: TestServer | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
