@@ -152,6 +152,8 @@ async def _handle_command(request: web.Request) -> web.Response:
         headers = {}
         if behaviour.retry_after is not None:
             headers["Retry-After"] = str(behaviour.retry_after)
+        if 300 <= behaviour.http_status < 400:  # e.g. a maintenance page the API moved to
+            headers["Location"] = "/maintenance"
         return web.Response(status=behaviour.http_status, headers=headers, text="emulated error")
     if command == "config/users/request":
         return web.json_response({"result": 1000, "users": state.users})

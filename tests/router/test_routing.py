@@ -179,6 +179,7 @@ async def test_dry_run_decides_and_records_but_sends_nothing(svc: Service, dsn: 
         (500, 1000, "pbx_http_5xx"),
         (429, 1000, "pbx_rate_limited"),
         (200, 3102, "pbx_rejected"),
+        (302, 1000, "pbx_redirect"),  # not followed: the command was not applied
     ],
 )
 async def test_pbx_refusal_is_recorded_and_not_retried(
