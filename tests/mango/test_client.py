@@ -35,7 +35,7 @@ class Stub:
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.requests: list[tuple[str, dict[str, str], tuple[str, int]]] = []
+        self.requests: list[tuple[str, dict[str, str], tuple[str, int] | None]] = []
         self.server: TestServer | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -92,7 +92,8 @@ async def test_a_command_is_a_signed_form_posted_to_the_base_url_and_its_result_
     server = await stub(ACCEPTED)
     payload = {"command_id": "c1", "call_id": "Пётр+&=%", "to_number": "101"}
     got = await client.command(server.account(), "commands/route", payload, within=2.0)
-    assert got.accepted and (got.http_status, got.result, got.error) == (200, 1000, None)
+    assert got.accepted
+    assert (got.http_status, got.result, got.error) == (200, 1000, None)
     path, form, _ = server.requests[0]
     assert path == "/vpbx/commands/route"  # a base without its slash gets one
     assert set(form) == {"vpbx_api_key", "sign", "json"}
@@ -161,7 +162,9 @@ async def test_a_refused_connection_is_a_result_not_an_exception(client: PbxClie
     await server.close()
     got = await client.command(_Account(KEY, SALT, f"http://127.0.0.1:{port}/vpbx/"),
                                "commands/route", {}, within=2.0)
-    assert got.http_status is None and got.error is not None and not got.accepted
+    assert got.http_status is None
+    assert got.error is not None
+    assert not got.accepted
 
 
 async def test_https_is_checked_against_the_ca_file_given_and_else_the_systems(
@@ -178,7 +181,8 @@ async def test_https_is_checked_against_the_ca_file_given_and_else_the_systems(
                                        within=5.0)).accepted
     async with open_pbx_client() as default:  # the system's CAs do not know this one
         got = await default.command(server.account("https"), "commands/route", {}, within=5.0)
-    assert got.http_status is None and got.error == "ClientConnectorCertificateError"
+    assert got.http_status is None
+    assert got.error == "ClientConnectorCertificateError"
     assert len(server.requests) == 1
 
 
