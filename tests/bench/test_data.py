@@ -7,6 +7,7 @@ import orjson
 from bench.data import plan_calls, write_dataset
 from bench.floor import _is_trigger
 from bench.loadgen import StepSpec, _build_requests
+from mango.events import CallEvent, check_fields
 from mango.signing import verify
 
 
@@ -64,3 +65,23 @@ def test_prebuilt_requests_are_signed_triggers() -> None:
         assert verify("k", form["json"], "s", form["sign"])
         event = orjson.loads(form["json"])
         assert _is_trigger(event) is (kind == 0)
+
+
+def test_prebuilt_requests_pass_the_strict_event_model() -> None:
+    spec = StepSpec(host="127.0.0.1", port=1, api_key="k", salt="s", rate=10, seconds=0.2,
+                    connected_s=0.1, end_s=1.0, numbers=["79160000001"],
+                    line_number="74950000000", call_prefix="x-")
+    from urllib.parse import parse_qs
+
+    kinds = []
+    for data in _build_requests(spec).values():
+        head, body = data.split(b"\r\n\r\n", 1)
+        path = head.split(b" ", 2)[1].decode()
+        event = orjson.loads(parse_qs(body.decode())["json"][0])
+        if path == "/mango/events/call":
+            CallEvent(event)  # BadRequest if the service would refuse it
+        else:
+            assert path == "/mango/events/summary"
+            assert check_fields("summary", event) == ("x-e0", None)
+        kinds.append(path)
+    assert sorted(kinds) == ["/mango/events/call"] * 3 + ["/mango/events/summary"]

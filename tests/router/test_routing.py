@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import asyncpg
+import orjson
 import pytest
 
 from router.keys import ACCOUNTS, REPLICAS, ROUTER
@@ -113,6 +114,29 @@ async def test_routed_leg_coming_back_with_our_command_id_is_not_a_trigger(
     await svc.event("events/call", comeback)
     await svc.pbx.wait_routes(2, within=0.5)
     assert len(svc.pbx.routes()) == 1
+
+
+async def test_the_emulators_after_route_callbacks_are_accepted_and_journaled(
+    svc: Service, dsn: str
+) -> None:
+    # what the emulator posts must pass the strict event model, or routing tests lie
+    await svc.event("events/call", call_event("e1", ROUTED))
+    command_id = (await svc.pbx.wait_routes(1))[0].payload["command_id"]
+    con = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + 3.0
+        while True:
+            rows = await con.fetch("SELECT kind, entry_id, call_id, payload FROM call_events"
+                                   " ORDER BY id")
+            if len(rows) >= 3 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await con.close()
+    assert [(r["kind"], r["entry_id"], r["call_id"]) for r in rows] == [
+        ("call", "e1", "e1-ivr"), ("result", None, None),
+        ("call", "e1", f"routed-{command_id}")]
+    assert orjson.loads(rows[2]["payload"])["to"] == {"extension": "101"}
 
 
 async def test_trigger_after_its_disconnect_is_not_routed(svc: Service, dsn: str) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from emulators.pbx import PbxCaller
 from mango.signing import sign
-from tests.conftest import Service, call_event
-from tests.router.data import ROUTED
+from tests.conftest import Service, ServiceFactory, call_event, load_records
+from tests.router.data import ALL, ROUTED
 
 
 async def journal(dsn: str) -> list[asyncpg.Record]:
@@ -139,6 +139,124 @@ async def test_malformed_other_notifications_get_400(
     status, body = await service.event(kind, payload)
     assert status == 400
     assert orjson.loads(body)["error"]
+
+
+@pytest.fixture
+async def routing(service_factory: ServiceFactory, dsn: str) -> Service:
+    """The app with the CRM data loaded, so a trigger for ``ROUTED`` is routed; the PBX
+    emulator posts no callbacks, so the journal holds only what a test posts."""
+    await load_records(dsn, ALL)
+    svc = await service_factory()
+    svc.pbx.callback_url = None
+    return svc
+
+
+def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``body`` with the field at ``path`` (``seq``, ``from.number``) set to ``value``."""
+    out = orjson.loads(orjson.dumps(body))
+    *parents, key = path.split(".")
+    obj = out
+    for parent in parents:
+        obj = obj.setdefault(parent, {})
+    obj[key] = value
+    assert isinstance(out, dict)
+    return out
+
+
+WRONGLY_TYPED_CALL: list[tuple[str, Any, str]] = [
+    ("seq", "1", "seq must be a number"),
+    ("seq", True, "seq must be a number"),
+    ("seq", 1.0, "seq must be a whole number"),
+    ("entry_id", 123, "entry_id must be a string"),
+    ("call_id", 5, "call_id must be a string"),
+    ("from.number", int(ROUTED), "from.number must be a string"),
+    ("from.extension", 101, "from.extension must be a string"),
+    ("from.taken_from_call_id", 7, "from.taken_from_call_id must be a string"),
+    ("to.extension", 101, "to.extension must be a string"),
+    ("to.number", 74951112233, "to.number must be a string"),
+    ("to.line_number", 74951112233, "to.line_number must be a string"),
+    ("to.acd_group", 3, "to.acd_group must be a string"),
+    ("timestamp", "1700000000", "timestamp must be a number"),
+    ("disconnect_reason", "0", "disconnect_reason must be a number"),
+    ("call_state", 1, "call_state must be a string"),
+    ("location", 0, "location must be a string"),
+    ("command_id", 42, "command_id must be a string"),
+    ("from.was_transferred", "yes", "from.was_transferred must be a boolean"),
+    ("to.was_transferred", 1, "to.was_transferred must be a boolean"),
+    ("to", ["74951112233"], "to must be an object"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "reason"), WRONGLY_TYPED_CALL,
+                         ids=[f"{p}={v!r}" for p, v, _ in WRONGLY_TYPED_CALL])
+async def test_wrongly_typed_call_field_gets_400_naming_it_and_is_neither_journaled_nor_routed(
+    routing: Service, path: str, value: Any, reason: str
+) -> None:
+    bad = _with(call_event("bad", ROUTED), path, value)
+    status, body = await routing.event("events/call", bad)
+    assert (status, orjson.loads(body)) == (400, {"error": reason})
+    # a well-typed trigger after it is routed and journaled: the app is live, and alone
+    status, _ = await routing.event("events/call", call_event("ok", ROUTED))
+    assert status == 200
+    await routing.pbx.wait_routes(2, within=0.3)
+    assert [r.payload["call_id"] for r in routing.pbx.routes()] == ["ok-ivr"]
+    assert [(r["kind"], r["entry_id"]) for r in await journal(routing.dsn)] == [("call", "ok")]
+
+
+WRONGLY_TYPED_OTHER: list[tuple[str, dict[str, Any], str, Any, str]] = [
+    ("events/summary", {"entry_id": "e1", "call_direction": 1}, "call_direction", "1",
+     "call_direction must be a number"),
+    ("events/summary", {"entry_id": "e1"}, "entry_result", True,
+     "entry_result must be a number"),
+    ("events/summary", {"entry_id": "e1"}, "create_time", 1.5,
+     "create_time must be a whole number"),
+    ("events/summary", {"entry_id": "e1"}, "talk_time", "0", "talk_time must be a number"),
+    ("events/summary", {"entry_id": "e1"}, "entry_id", 5, "entry_id must be a string"),
+    ("events/summary", {"entry_id": "e1"}, "line_number", 74951112233,
+     "line_number must be a string"),
+    ("events/summary", {"entry_id": "e1"}, "from.number", int(ROUTED),
+     "from.number must be a string"),
+    ("result/route", {"command_id": "c1", "result": 1000}, "result", "1000",
+     "result must be a number"),
+    ("result/route", {"command_id": "c1", "result": 1000}, "result", True,
+     "result must be a number"),
+    ("result/route", {"command_id": "c1", "result": 1000}, "command_id", 1,
+     "command_id must be a string"),
+    ("events/recording", {"recording_id": "r1"}, "entry_id", 5, "entry_id must be a string"),
+    ("events/dtmf", {"dtmf": "1"}, "entry_id", 5, "entry_id must be a string"),
+]
+
+
+@pytest.mark.parametrize(("kind", "base", "path", "value", "reason"), WRONGLY_TYPED_OTHER,
+                         ids=[f"{k}:{p}={v!r}" for k, _, p, v, _ in WRONGLY_TYPED_OTHER])
+async def test_wrongly_typed_field_of_other_notifications_gets_400_naming_it_and_is_not_journaled(
+    service: Service, kind: str, base: dict[str, Any], path: str, value: Any, reason: str
+) -> None:
+    status, body = await service.event(kind, _with(base, path, value))
+    assert (status, orjson.loads(body)) == (400, {"error": reason})
+    assert await journal(service.dsn) == []
+
+
+async def test_unknown_fields_of_any_type_and_nulls_are_ignored(routing: Service) -> None:
+    extra: dict[str, Any] = {"sip_call_id": 12345, "dct": {"number": "", "type": 0},
+                             "transfer": None, "task_id": 3.5, "callback_initiator": True,
+                             "hold": [1, "x"], "timestamp": None, "command_id": None}
+    call = call_event("e1", ROUTED, **extra)
+    call["from"] = {"number": ROUTED, "extension": None, "was_transferred": False,
+                    "hold_initiator": 7, "whatever": {"a": [1]}}
+    call["to"]["was_transferred"] = True
+    summary = {"entry_id": "e1", "call_direction": 1, "entry_result": None, "recall": "x",
+               "create_time": 1700000000, "from": {"number": ROUTED, "extra": 1.5},
+               "to": None, "sip_call_id": 7, "talk_time": 0}
+    result = {"command_id": "c1", "result": 1000, "details": {"code": "1000"}, "extra": 2.5}
+    status, body = await routing.event("events/call", call)
+    assert (status, orjson.loads(body)) == (200, {"result": 1000})
+    routes = await routing.pbx.wait_routes(1)  # before the summary, which ends the call
+    assert [r.payload["call_id"] for r in routes] == ["e1-ivr"]
+    for kind, payload in [("events/summary", summary), ("result/route", result)]:
+        status, body = await routing.event(kind, payload)
+        assert (status, orjson.loads(body)) == (200, {"result": 1000}), kind
+    assert [r["kind"] for r in await journal(routing.dsn)] == ["call", "summary", "result"]
 
 
 @pytest.mark.parametrize(
