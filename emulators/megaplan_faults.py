@@ -149,8 +149,8 @@ def faults_middleware(
         if faults.is_down():
             return web.Response(status=503, body=_DOWN_PAGE, content_type="text/html")
         wait = faults.rate_capped()
-        if wait is not None:
-            return _throttled(math.ceil(wait * 1000) / 1000)
+        if wait is not None:  # whole seconds, as HTTP has it: a retry then finds a free slot
+            return _throttled(max(1, math.ceil(wait)))
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.take_stall():

@@ -431,9 +431,8 @@ async def test_rate_cap_answers_429_past_n_requests_in_a_rolling_second(
     headers = {"Authorization": f"Bearer {api.token}"}
     async with api.session.get(f"{api.base}/api/v3/program", headers=headers) as r:
         assert r.status == 429
-        wait = float(r.headers["Retry-After"])
-    assert 0 < wait <= 1.0
-    await asyncio.sleep(wait)
+        assert r.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.0)
     assert (await api.get("/api/v3/program"))[0] == 200
 
 
