@@ -177,7 +177,7 @@ class MegaplanClient:
                 last_status = 0
                 self._log_failure(method, url, type(e).__name__, attempt)
                 if not idempotent:
-                    raise self._uncertain(method, url, 0, type(e).__name__) from e
+                    raise self._uncertain(method, url, type(e).__name__) from e
             else:
                 if status not in _RETRY_STATUSES:
                     return status, resp_headers, payload
@@ -205,9 +205,10 @@ class MegaplanClient:
         logger.warning("Megaplan %s %s: %s, attempt %d", method, url.path, what, attempt + 1)
 
     @staticmethod
-    def _uncertain(method: str, url: URL, status: int, what: str) -> MegaplanUncertainError:
+    def _uncertain(method: str, url: URL, what: str) -> MegaplanUncertainError:
+        """No answer to judge by (status 0): the create may or may not have been applied."""
         message = f"{method} {url.path}: {what}; it may or may not have been applied"
-        return MegaplanUncertainError(status, [{"message": message}])
+        return MegaplanUncertainError(0, [{"message": message}])
 
     async def _fetch_token(self) -> str:
         url = URL(self._credentials.base_url + AUTH_PATH, encoded=True)
