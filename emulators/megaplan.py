@@ -43,6 +43,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 V3 = "/api/v3"
 
 
+def _is_write(request: web.Request) -> bool:
+    """What the write faults hit: a change to the CRM (a token request is not one)."""
+    return request.method not in ("GET", "HEAD", "OPTIONS") and request.path != AUTH_PATH
+
+
 @web.middleware
 async def _count_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[STATE_KEY].request_count += 1
@@ -54,7 +59,7 @@ def create_megaplan_app(state: MegaplanState) -> web.Application:
         middlewares=[
             _count_middleware,
             api_errors_middleware,
-            faults_middleware(lambda request: request.app[STATE_KEY].faults),
+            faults_middleware(lambda request: request.app[STATE_KEY].faults, _is_write),
             bearer_middleware,
         ]
     )

@@ -10,6 +10,7 @@ import bisect
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -161,7 +162,12 @@ class MegaplanState:
         self.deals: dict[str, dict[str, Any]] = {}
         self.call_infos: dict[str, dict[str, Any]] = {}
         self.comments: list[dict[str, Any]] = []
-        self.writes: list[Write] = []
+        self.writes: list[Write] = []  # every write body that arrived, applied or refused
+        # What the writes did, by kind: client_created, client_updated, deal_created,
+        # call_recorded, call_updated, comment_added (a lost answer still counts).
+        self.applied: Counter[str] = Counter()
+        self.created_client_ids: list[str] = []  # by POST contractorHuman, in order
+        self.call_posts: Counter[str] = Counter()  # providerId -> times posted
         self.request_count = 0
         self.tokens_issued = 0
         self.token_ttl_s: float = TOKEN_TTL_S
@@ -336,17 +342,38 @@ class MegaplanState:
     def record_write(self, method: str, path: str, body: Any) -> None:
         self.writes.append(Write(method=method, path=path, body=body))
 
+    def create_client(self, row: ClientRow) -> ClientRow:
+        """A client made through the API: a new id, counted in ``applied``."""
+        row.id = self.new_client_id()
+        self.put_client(row)
+        self.created_client_ids.append(row.id)
+        self.applied["client_created"] += 1
+        return row
+
     def add_deal(self, deal: dict[str, Any]) -> dict[str, Any]:
         deal["id"] = str(self._next_deal_id)
         self._next_deal_id += 1
         self.deals[deal["id"]] = deal
+        self.applied["deal_created"] += 1
         return deal
 
     def add_comment(self, comment: dict[str, Any]) -> dict[str, Any]:
         comment["id"] = str(self._next_comment_id)
         self._next_comment_id += 1
         self.comments.append(comment)
+        self.applied["comment_added"] += 1
         return comment
+
+    def record_call(self, call: dict[str, Any]) -> dict[str, Any]:
+        """Idempotent by providerId: a repeat updates the stored call (fields it posts
+        replace those stored, say recordLinks added later), never stores it twice."""
+        provider_id = str(call["providerId"])
+        self.call_posts[provider_id] += 1
+        old = self.call_infos.get(provider_id)
+        self.applied["call_recorded" if old is None else "call_updated"] += 1
+        stored = call if old is None else {**old, **call}
+        self.call_infos[provider_id] = stored
+        return stored
 
 
 def _id_key(oid: str) -> tuple[int, str]:

@@ -99,8 +99,7 @@ async def create_human(request: web.Request) -> web.Response:
     _apply(state, row, body)
     if not row.name:
         raise ApiError(422, "firstName or name is required", "firstName")
-    row.id = state.new_client_id()
-    state.put_client(row)
+    state.create_client(row)
     return json_response(envelope(client_json(row)))
 
 
@@ -125,6 +124,7 @@ async def update_human(request: web.Request) -> web.Response:
     _apply(state, draft, body)  # validate fully before changing anything
     draft.time_updated = state.now()
     state.put_client(draft)
+    state.applied["client_updated"] += 1
     return json_response(envelope(client_json(draft)))
 
 
@@ -166,7 +166,7 @@ async def create_deal(request: web.Request) -> web.Response:
 
 
 async def call_history(request: web.Request) -> web.Response:
-    """Idempotent by ``providerId``: a repeated call is answered, not stored twice."""
+    """Idempotent by ``providerId``: a repeated call updates the stored one, never doubles."""
     state = request.app[STATE_KEY]
     body = await read_json_body(request)
     items = [body] if isinstance(body, dict) else body
@@ -177,7 +177,7 @@ async def call_history(request: web.Request) -> web.Response:
             raise ApiError(422, "providerId is required", "providerId")
         if item.get("type") not in _CALL_TYPES:
             raise ApiError(422, "type must be in, out or miss", "type")
-    stored = [state.call_infos.setdefault(i["providerId"], i) for i in items]
+    stored = [state.record_call(i) for i in items]
     return json_response(envelope(stored))
 
 

@@ -21,7 +21,12 @@ from yarl import URL
 from megaplan import mapping as mp
 from megaplan.backoff import backoff_delay, retry_after_seconds
 from megaplan.credentials import MegaplanCredentials
-from megaplan.errors import MappingError, MegaplanError, MegaplanUnavailableError
+from megaplan.errors import (
+    MappingError,
+    MegaplanError,
+    MegaplanUnavailableError,
+    MegaplanUncertainError,
+)
 from megaplan.query import encode_query
 from megaplan.rate_limit import RateLimiter
 
@@ -32,6 +37,9 @@ logger = logging.getLogger(__name__)
 PAGE_LIMIT = 100  # the v3 maximum
 AUTH_PATH = "/api/v3/auth/access_token"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures before any byte of the request left: the CRM cannot have applied it.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _Response = tuple[int, Mapping[str, str], bytes]
 
 
@@ -48,6 +56,7 @@ class MegaplanClient:
         backoff_cap: float = 30.0,
         retry_after_cap: float = 120.0,
         request_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         if max_retries < 0:
@@ -58,7 +67,10 @@ class MegaplanClient:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._retry_after_cap = retry_after_cap
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        # a connect that times out on its own is known unsent, so even a create retries it
+        self._timeout = aiohttp.ClientTimeout(
+            total=request_timeout, sock_connect=min(connect_timeout, request_timeout)
+        )
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
@@ -141,8 +153,16 @@ class MegaplanClient:
         headers: Mapping[str, str],
         body: Any = None,
         make_body: Callable[[], Any] | None = None,
+        *,
+        idempotent: bool,
     ) -> _Response:
-        """Send with retries on 429, 5xx, dropped connections and timeouts."""
+        """Send, retrying only what is safe to send again.
+
+        A 429 (after its Retry-After) and a connection that could not be made are
+        retried for every call: the CRM certainly did not apply those. Timeouts,
+        connections dropped after sending and 5xx are retried only when
+        ``idempotent``; otherwise MegaplanUncertainError is raised at once.
+        """
         last_status = 0
         for attempt in range(self._max_retries + 1):
             delay: float | None = None
@@ -150,23 +170,22 @@ class MegaplanClient:
                 status, resp_headers, payload = await self._send_once(
                     method, url, headers, make_body() if make_body else body
                 )
+            except _NOT_SENT as e:
+                last_status = 0
+                self._log_failure(method, url, type(e).__name__, attempt)
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
                 last_status = 0
-                logger.warning(
-                    "Megaplan %s %s failed (%s), attempt %d",
-                    method,
-                    url.path,
-                    type(e).__name__,
-                    attempt + 1,
-                )
+                self._log_failure(method, url, type(e).__name__, attempt)
+                if not idempotent:
+                    raise self._uncertain(method, url, type(e).__name__) from e
             else:
                 if status not in _RETRY_STATUSES:
                     return status, resp_headers, payload
                 last_status = status
+                self._log_failure(method, url, f"answered {status}", attempt)
+                if status != 429 and not idempotent:
+                    raise self._error(status, payload, MegaplanUncertainError)
                 delay = retry_after_seconds(resp_headers, cap=self._retry_after_cap)
-                logger.warning(
-                    "Megaplan %s %s answered %d, attempt %d", method, url.path, status, attempt + 1
-                )
                 if attempt == self._max_retries:
                     raise self._error(status, payload, MegaplanUnavailableError)
             if attempt == self._max_retries:
@@ -181,6 +200,16 @@ class MegaplanClient:
             [{"message": f"{method} {url.path}: gave up after {self._max_retries + 1} attempts"}],
         )
 
+    @staticmethod
+    def _log_failure(method: str, url: URL, what: str, attempt: int) -> None:
+        logger.warning("Megaplan %s %s: %s, attempt %d", method, url.path, what, attempt + 1)
+
+    @staticmethod
+    def _uncertain(method: str, url: URL, what: str) -> MegaplanUncertainError:
+        """No answer to judge by (status 0): the create may or may not have been applied."""
+        message = f"{method} {url.path}: {what}; it may or may not have been applied"
+        return MegaplanUncertainError(0, [{"message": message}])
+
     async def _fetch_token(self) -> str:
         url = URL(self._credentials.base_url + AUTH_PATH, encoded=True)
 
@@ -193,7 +222,8 @@ class MegaplanClient:
                 }
             )
 
-        status, _, payload = await self._send("POST", url, {}, make_body=form)
+        # a second token is harmless, so the token request is retried like a read
+        status, _, payload = await self._send("POST", url, {}, make_body=form, idempotent=True)
         if status != 200:
             raise self._error(status, payload)
         try:
@@ -224,8 +254,18 @@ class MegaplanClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         plain_query: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> tuple[Any, Mapping[str, Any]]:
-        """One API call; returns (data, meta). A 401 renews the token once, unseen."""
+        """One API call; returns (data, meta). A 401 renews the token once, unseen.
+
+        ``idempotent`` says whether sending the call twice does no harm, so it can
+        be retried on timeouts, dropped connections and 5xx; None means by the
+        method (a POST is not). A call that is not idempotent (a create) raises
+        MegaplanUncertainError instead of being re-sent when it may have been
+        applied; 429s, connections never made and 401s are retried for any call.
+        """
+        if idempotent is None:
+            idempotent = method.upper() in _IDEMPOTENT_METHODS
         if plain_query is not None:
             url = URL(self._credentials.base_url + path).with_query(dict(plain_query))
         else:
@@ -235,7 +275,9 @@ class MegaplanClient:
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if json is not None:
                 headers["Content-Type"] = "application/json"
-            status, _, payload = await self._send(method, url, headers, json)
+            status, _, payload = await self._send(
+                method, url, headers, json, idempotent=idempotent
+            )
             if status == 401 and not renewed:
                 logger.info("Megaplan: token refused, getting a new one")
                 token = await self._current_token(stale=token)
@@ -322,6 +364,10 @@ class MegaplanClient:
             yield client
 
     async def find_contractors_by_phone(self, phone: str) -> list[mp.Client]:
+        """Clients (dropped ones too) with this phone in any written form, by v3 ``q``.
+
+        How to find what a create that raised MegaplanUncertainError made.
+        """
         out: list[mp.Client] = []
         async for obj in self.iter_list(
             "/api/v3/contractor", {"q": phone}, fields=mp.CLIENT_LIST_FIELDS
@@ -344,6 +390,7 @@ class MegaplanClient:
         return [mp.parse_program_state(o) for o in _as_list(data)]
 
     async def client_deals(self, client_id: str) -> list[mp.Deal]:
+        """The client's deals with name, state type and manager (open: ``is_open``)."""
         return [
             mp.parse_deal(o) async for o in self.iter_list(f"/api/v3/contractor/{client_id}/deals")
         ]
@@ -363,9 +410,11 @@ class MegaplanClient:
         responsible_ids: Sequence[str] = (),
         extra: Mapping[str, str] | None = None,
     ) -> mp.Client:
+        """Not idempotent: may raise MegaplanUncertainError (then look the phone up)."""
         return await self._write_client(
-            "/api/v3/contractorHuman", first_name=first_name, last_name=last_name, name=name,
-            phones=phones, responsible_ids=responsible_ids, extra=extra)
+            "/api/v3/contractorHuman", idempotent=False, first_name=first_name,
+            last_name=last_name, name=name, phones=phones, responsible_ids=responsible_ids,
+            extra=extra)
 
     async def update_client(
         self,
@@ -378,13 +427,17 @@ class MegaplanClient:
         responsible_ids: Sequence[str] | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> mp.Client:
+        """Idempotent (it sets fields), so retried like a read."""
         return await self._write_client(
-            f"/api/v3/contractorHuman/{client_id}", first_name=first_name, last_name=last_name,
-            name=name, phones=phones, responsible_ids=responsible_ids, extra=extra)
+            f"/api/v3/contractorHuman/{client_id}", idempotent=True, first_name=first_name,
+            last_name=last_name, name=name, phones=phones, responsible_ids=responsible_ids,
+            extra=extra)
 
-    async def _write_client(self, path: str, **fields: Any) -> mp.Client:
+    async def _write_client(self, path: str, *, idempotent: bool, **fields: Any) -> mp.Client:
         """Create (the collection path) or update (an object path): the same body."""
-        data, _ = await self.request("POST", path, json=mp.contractor_human_payload(**fields))
+        data, _ = await self.request(
+            "POST", path, json=mp.contractor_human_payload(**fields), idempotent=idempotent
+        )
         return mp.parse_client(data)
 
     async def create_deal(
@@ -397,6 +450,7 @@ class MegaplanClient:
         name: str,
         contractor_kind: mp.ClientKind = "human",
     ) -> mp.Deal:
+        """Not idempotent: may raise MegaplanUncertainError (then see client_deals)."""
         body = mp.deal_payload(
             program_id=program_id,
             state_id=state_id,
@@ -405,18 +459,22 @@ class MegaplanClient:
             name=name,
             contractor_kind=contractor_kind,
         )
-        data, _ = await self.request("POST", "/api/v3/deal", json=body)
+        data, _ = await self.request("POST", "/api/v3/deal", json=body, idempotent=False)
         return mp.parse_deal(data)
 
     async def record_calls(self, calls: Sequence[mp.CallInfo]) -> None:
         """Idempotent on the CRM side by ``providerId``, so a retry never doubles a call."""
         if calls:
             body = [mp.call_info_payload(c) for c in calls]
-            await self.request("POST", "/api/v3/callInfo/history", json=body)
+            await self.request("POST", "/api/v3/callInfo/history", json=body, idempotent=True)
 
     async def add_comment(self, contractor_id: str, text: str) -> str | None:
+        """Not idempotent: may raise MegaplanUncertainError (a second post is a second comment)."""
         data, _ = await self.request(
-            "POST", f"/api/v3/contractor/{contractor_id}/comments", json=mp.comment_payload(text)
+            "POST",
+            f"/api/v3/contractor/{contractor_id}/comments",
+            json=mp.comment_payload(text),
+            idempotent=False,
         )
         oid = data.get("id") if isinstance(data, dict) else None
         return str(oid) if oid is not None else None

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MappingError", "MegaplanError", "MegaplanUnavailableError"]
+__all__ = [
+    "MappingError",
+    "MegaplanError",
+    "MegaplanUnavailableError",
+    "MegaplanUncertainError",
+]
 
 
 class MegaplanError(Exception):
@@ -30,7 +35,21 @@ class MegaplanError(Exception):
 
 
 class MegaplanUnavailableError(MegaplanError):
-    """Retries ran out (429, 5xx, dropped connections or timeouts)."""
+    """Retries ran out (429, 5xx, dropped connections or timeouts).
+
+    From a create (a non-idempotent call) it means the request was certainly not
+    applied: only 429s and connections that could not be made are retried there.
+    """
+
+
+class MegaplanUncertainError(MegaplanUnavailableError):
+    """A create may or may not have been applied; it was not re-sent.
+
+    Raised at once for a non-idempotent call on a timeout, a connection dropped
+    after sending, or a 5xx: re-sending blind could make a second client or deal.
+    The caller looks for what the attempt made before creating again. It is a
+    MegaplanUnavailableError too, so catch it first.
+    """
 
 
 class MappingError(ValueError):

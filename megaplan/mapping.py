@@ -69,6 +69,7 @@ F_CAN_LOGIN = "canLogin"
 F_RESPONSIBLES = "responsibles"
 F_IS_DROPPED = "isDropped"
 F_TIME_UPDATED = "timeUpdated"
+F_TIME_CREATED = "timeCreated"
 F_HR_NAME = "hrName"
 F_STATES = "states"
 F_STATE_TYPE = "type"
@@ -193,6 +194,9 @@ class Deal:
     program_id: str | None
     state_id: str | None
     state_type: str | None  # known when the CRM embeds the state; else look it up in Program
+    contractor_id: str | None = None
+    manager_id: str | None = None
+    time_created: datetime | None = None
 
     @property
     def is_open(self) -> bool | None:
@@ -417,6 +421,9 @@ def parse_deal(obj: Any) -> Deal:
         program_id=_id_of(data.get(F_PROGRAM)),
         state_id=_id_of(state),
         state_type=state_type or None,
+        contractor_id=_id_of(data.get(F_CONTRACTOR)),
+        manager_id=_id_of(data.get(F_MANAGER)),
+        time_created=parse_datetime(data.get(F_TIME_CREATED)),
     )
 
 

@@ -340,3 +340,158 @@ def test_a_hundred_thousand_clients_generate_fast_and_page_fast() -> None:
     ordered, pos = state.client_ids_by_updated()
     assert len(keys) == len(ordered) == len(pos) == 100_000
     assert time.perf_counter() - started < 2.0
+
+
+HUMAN = {"contentType": "ContractorHuman", "firstName": "Новый", "contactInfo": []}
+
+
+async def test_write_errors_answer_500_to_writes_only_and_apply_nothing(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.write_error_count = 1
+    assert (await api.get("/api/v3/program"))[0] == 200
+    assert (await api.login())[0] == 200  # the token request is not a write
+    assert state.faults.write_error_count == 1
+    status, body = await api.post("/api/v3/contractorHuman", HUMAN)
+    assert (status, body["meta"]["status"]) == (500, 500)
+    assert state.applied["client_created"] == 0
+    assert state.writes == []  # refused before the handler saw it
+    assert (await api.post("/api/v3/contractorHuman", HUMAN))[0] == 200
+    assert state.applied["client_created"] == 1
+
+
+async def test_write_error_rate_hits_writes_and_spares_reads(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.write_error_rate = 1.0
+    assert (await api.get("/api/v3/employee"))[0] == 200
+    assert (await api.post("/api/v3/deal", {}))[0] == 500
+    state.faults.write_error_rate = 0.0
+    assert (await api.post("/api/v3/contractorHuman", HUMAN))[0] == 200
+
+
+async def test_a_lost_answer_applies_the_write_then_closes_the_connection(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.lost_answer_count = 1
+    assert (await api.get("/api/v3/program"))[0] == 200  # reads keep their answers
+    assert (await api.post("/api/v3/contractorHuman", {}))[0] == 422  # refused: answered
+    assert state.faults.lost_answer_count == 1
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await api.post("/api/v3/contractorHuman", HUMAN)
+    assert state.faults.lost_answer_count == 0
+    assert state.applied["client_created"] == 1
+    [made] = state.created_client_ids
+    assert state.clients[made].name == "Новый"
+
+
+async def test_lost_answer_rate_loses_every_applied_write(api: Api, state: MegaplanState) -> None:
+    state.faults.lost_answer_rate = 1.0
+    for _ in range(2):
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await api.post("/api/v3/contractorHuman", HUMAN)
+    assert len(state.created_client_ids) == 2
+
+
+async def test_down_for_answers_503_to_everything_until_it_is_over(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.down_for(0.3)
+    headers = {"Authorization": f"Bearer {api.token}"}
+    async with api.session.get(f"{api.base}/api/v3/program", headers=headers) as r:
+        assert r.status == 503
+    async with api.session.post(
+        f"{api.base}/api/v3/contractorHuman", data=orjson.dumps(HUMAN), headers=headers
+    ) as r:
+        assert r.status == 503
+    data = {"username": "demo", "password": "demo", "grant_type": "password"}
+    async with api.session.post(f"{api.base}/api/v3/auth/access_token", data=data) as r:
+        assert r.status == 503
+    assert state.applied["client_created"] == 0
+    await asyncio.sleep(0.3)
+    assert not state.faults.is_down()
+    assert (await api.get("/api/v3/program"))[0] == 200
+
+
+async def test_throttle_rate_answers_429_with_retry_after(api: Api, state: MegaplanState) -> None:
+    state.faults.throttle_rate = 1.0
+    state.faults.retry_after_s = 0.5
+    headers = {"Authorization": f"Bearer {api.token}"}
+    async with api.session.get(f"{api.base}/api/v3/program", headers=headers) as r:
+        assert (r.status, r.headers["Retry-After"]) == (429, "0.5")
+    state.faults.throttle_rate = 0.0
+    assert (await api.get("/api/v3/program"))[0] == 200
+
+
+async def test_rate_cap_answers_429_past_n_requests_in_a_rolling_second(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.rate_cap_per_s = 3
+    assert [(await api.get("/api/v3/program"))[0] for _ in range(3)] == [200, 200, 200]
+    headers = {"Authorization": f"Bearer {api.token}"}
+    async with api.session.get(f"{api.base}/api/v3/program", headers=headers) as r:
+        assert r.status == 429
+        assert r.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.0)
+    assert (await api.get("/api/v3/program"))[0] == 200
+
+
+async def test_a_stalled_write_is_applied_after_the_client_gave_up(
+    api: Api, state: MegaplanState
+) -> None:
+    state.faults.stall_count = 1
+    state.faults.stall_s = 0.3
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with pytest.raises(TimeoutError):
+        async with api.session.post(
+            f"{api.base}/api/v3/contractorHuman",
+            data=orjson.dumps(HUMAN),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=0.1),
+        ):
+            pass
+    for _ in range(50):
+        if state.created_client_ids:
+            break
+        await asyncio.sleep(0.02)
+    assert len(state.created_client_ids) == 1
+    assert (await api.get("/api/v3/program"))[0] == 200  # the next one is not stalled
+
+
+async def test_a_repeated_call_updates_the_stored_one_and_counts_the_posts(
+    api: Api, state: MegaplanState
+) -> None:
+    call = {"contentType": "CallInfo", "providerId": "e-2", "type": "miss", "recordLinks": []}
+    assert (await api.post("/api/v3/callInfo/history", [call]))[0] == 200
+    later = {**call, "recordLinks": ["https://rec.example/e-2.mp3"]}
+    status, body = await api.post("/api/v3/callInfo/history", later)
+    assert status == 200
+    assert body["data"][0]["recordLinks"] == ["https://rec.example/e-2.mp3"]
+    assert list(state.call_infos) == ["e-2"]
+    assert state.call_infos["e-2"]["recordLinks"] == ["https://rec.example/e-2.mp3"]
+    assert state.call_posts["e-2"] == 2
+    assert (state.applied["call_recorded"], state.applied["call_updated"]) == (1, 1)
+
+
+async def test_applied_counts_what_each_kind_of_write_did(api: Api, state: MegaplanState) -> None:
+    _, made = await api.post("/api/v3/contractorHuman", HUMAN)
+    oid = made["data"]["id"]
+    await api.post(f"/api/v3/contractorHuman/{oid}", {"lastName": "Клиент"})
+    await api.post(
+        "/api/v3/deal",
+        {
+            "program": {"contentType": "Program", "id": "1"},
+            "contractor": {"contentType": "ContractorHuman", "id": oid},
+            "manager": {"contentType": "Employee", "id": "1000001"},
+        },
+    )
+    await api.post(f"/api/v3/contractor/{oid}/comments", {"content": "Звонок"})
+    await api.post("/api/v3/contractorHuman", {})  # refused: arrives, applies nothing
+    assert dict(state.applied) == {
+        "client_created": 1,
+        "client_updated": 1,
+        "deal_created": 1,
+        "comment_added": 1,
+    }
+    assert state.created_client_ids == [oid]
+    assert len(state.writes) == 5

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
 from emulators.megaplan import MegaplanState
 from megaplan.client import MegaplanClient
 from megaplan.errors import MegaplanUnavailableError
+from megaplan.mapping import CallInfo
 from tests.megaplan.conftest import ClientFactory
+
+CALL = CallInfo(
+    provider_id="entry-1",
+    type="in",
+    from_phone="79161234567",
+    to_phone="74951112233",
+    time_from=datetime(2024, 3, 1, 12, tzinfo=UTC),
+    time_to=datetime(2024, 3, 1, 12, 1, tzinfo=UTC),
+)
 
 
 async def test_429_is_retried_after_the_servers_retry_after(
@@ -75,11 +86,22 @@ async def test_the_token_request_is_retried_too(
     assert mp_state.tokens_issued == 1
 
 
-async def test_a_dropped_write_is_retried_by_the_client(
+async def test_a_dropped_idempotent_write_is_retried_by_the_client(
     client: MegaplanClient, mp_state: MegaplanState
 ) -> None:
     await client.programs()
     mp_state.faults.drop_count = 1  # a POST is never re-sent by aiohttp itself
-    assert await client.add_comment("2000001", "after a drop") is not None
+    await client.record_calls([CALL])
     assert client.request_count == 2 + 2
-    assert [c["content"] for c in mp_state.comments] == ["after a drop"]
+    assert mp_state.call_posts["entry-1"] == 1
+
+
+async def test_a_read_that_times_out_once_is_retried(
+    make_client: ClientFactory, mp_state: MegaplanState
+) -> None:
+    async with make_client(request_timeout=0.2) as client:
+        await client.programs()
+        mp_state.faults.stall_count = 1
+        mp_state.faults.stall_s = 0.4
+        assert [p.id for p in await client.programs()] == ["1", "2"]
+        assert client.request_count == 2 + 2

@@ -182,6 +182,25 @@ def test_a_deal_is_open_while_its_embedded_state_is_active() -> None:
     assert mp.parse_deal({"id": "9", "state": {"id": "2"}}).is_open is None
 
 
+def test_a_deal_carries_what_finds_the_one_an_uncertain_create_made() -> None:
+    deal = mp.parse_deal(
+        {
+            "contentType": "Deal",
+            "id": 12,
+            "name": "Звонок 79161234567",
+            "state": {"contentType": "ProgramState", "id": "4", "type": "negative"},
+            "contractor": {"contentType": "ContractorHuman", "id": "2000001"},
+            "manager": {"contentType": "Employee", "id": "1000001"},
+            "timeCreated": {"contentType": "DateTime", "value": "2024-03-01T12:00:00+00:00"},
+        }
+    )
+    assert (deal.id, deal.name, deal.state_type, deal.is_open) == (
+        "12", "Звонок 79161234567", "negative", False
+    )
+    assert (deal.contractor_id, deal.manager_id) == ("2000001", "1000001")
+    assert deal.time_created == datetime(2024, 3, 1, 12, tzinfo=UTC)
+
+
 def test_contractor_update_payload_sends_only_what_is_given() -> None:
     assert mp.contractor_human_payload(responsible_ids=["1000002"]) == {
         "contentType": "ContractorHuman",
