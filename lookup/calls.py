@@ -38,6 +38,8 @@ async def recent_calls(con: Conn | asyncpg.Pool, account_id: int, *, number: str
 async def find_call(con: Conn | asyncpg.Pool, account_id: int, entry_id: str
                     ) -> dict[str, Any] | None:
     """One call of the account; None when neither an event nor a decision names it."""
+    if "\x00" in entry_id:  # PostgreSQL text holds no NUL (it would refuse the query): none
+        return None
     found = (await _calls(con, account_id, [entry_id]))[entry_id]
     if not found["events"] and found["decision"] is None:
         return None

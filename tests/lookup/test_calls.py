@@ -129,3 +129,7 @@ async def test_a_call_decided_but_not_journalled_is_found_and_an_unknown_one_is_
     assert (found["decision"]["routed"], found["decision"]["final_result"]) == (False, None)
     assert await find_call(pool, account, "nope") is None
     assert await find_call(pool, account + 1, "e2") is None  # not another account's
+
+
+async def test_an_entry_id_with_a_nul_names_no_call(pool: asyncpg.Pool, account: int) -> None:
+    assert await find_call(pool, account, "a\x00b") is None  # PostgreSQL would refuse the text
