@@ -2,8 +2,9 @@
 
 Handlers raise ``ApiError`` (or aiohttp's HTTP errors, such as the router's
 404 and 405); ``error_middleware`` turns either into ``{"error": reason}``,
-with ``"field"`` when one input is to blame, made by orjson. Any other
-exception is a bug: logged, and answered with a 500, never passed off as a 400.
+with ``"field"`` when one input is to blame, made by orjson. A timeout is a
+504, as aiohttp answers it; any other exception is a bug: logged, and answered
+with a 500, never passed off as a 400.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp.typedefs import Handler
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ApiError", "error_middleware", "error_response"]
+__all__ = ["ApiError", "error_middleware"]
 
 _DROPPED_HEADERS = frozenset({"content-type", "content-length"})  # ours replace them
 
@@ -40,7 +41,7 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, reason: str, field: str | None = None, *,
+def _render(status: int, reason: str, field: str | None = None, *,
                    extra: Mapping[str, object] | None = None,
                    headers: Mapping[str, str] | None = None) -> web.Response:
     body: dict[str, object] = dict(extra) if extra else {}
@@ -61,7 +62,7 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     text = exc.text
     reason = exc.reason.lower() if not text or text == f"{exc.status}: {exc.reason}" else text
     headers = {k: v for k, v in exc.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    return error_response(exc.status, reason, headers=headers)
+    return _render(exc.status, reason, headers=headers)
 
 
 @web.middleware
@@ -69,11 +70,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.reason, exc.field, extra=exc.extra)
+        return _render(exc.status, exc.reason, exc.field, extra=exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are answers, not errors
             raise
         return _http_error(exc)
+    except TimeoutError:
+        logger.warning("timed out answering %s %s", request.method, request.path)
+        return _render(504, "timed out")
     except Exception:
         logger.exception("unexpected error answering %s %s", request.method, request.path)
-        return error_response(500, "internal error")
+        return _render(500, "internal error")

@@ -35,6 +35,10 @@ async def _bug(_request: web.Request) -> web.Response:
     raise RuntimeError("a bug")
 
 
+async def _slow(_request: web.Request) -> web.Response:
+    raise TimeoutError
+
+
 @pytest.fixture
 async def bare() -> AsyncIterator[TestClient[Any, Any]]:
     """An app with only the middleware and a few handlers that fail on purpose."""
@@ -43,6 +47,7 @@ async def bare() -> AsyncIterator[TestClient[Any, Any]]:
     app.router.add_get("/http-error", _raise_http_error)
     app.router.add_get("/redirect", _redirect)
     app.router.add_get("/bug", _bug)
+    app.router.add_get("/slow", _slow)
     app.router.add_post("/echo", _echo)
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -94,6 +99,11 @@ async def test_a_bug_is_a_logged_500_not_a_400(
         resp = await bare.get("/bug")
     assert (resp.status, await _error(resp)) == (500, {"error": "internal error"})
     assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_a_timeout_is_a_504_as_aiohttp_answers_it(bare: TestClient[Any, Any]) -> None:
+    resp = await bare.get("/slow")
+    assert (resp.status, await _error(resp)) == (504, {"error": "timed out"})
 
 
 @pytest.fixture
@@ -150,7 +160,7 @@ async def test_the_service_refuses_with_json_bodies(svc: Service) -> None:
     assert "Maximum request body size 1048576 exceeded" in (await _error(large))["error"]
 
 
-@pytest.mark.parametrize("limit", ["²", "-1", "1.5", "501", ""])
+@pytest.mark.parametrize("limit", ["²", "-1", "1.5", "501", "", "0", "9" * 5000])
 async def test_a_limit_that_is_not_a_small_number_is_a_400_not_a_500(
     svc: Service, limit: str
 ) -> None:
