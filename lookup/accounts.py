@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
 
 from lookup.conn import Conn
-from lookup.settings import Settings
+from lookup.settings import DealTarget, Settings, merge_update
 
 __all__ = [
     "Account",
@@ -24,6 +26,7 @@ __all__ = [
     "hash_token",
     "remove_account",
     "save_settings",
+    "update_settings",
     "upsert_default_account",
 ]
 
@@ -154,3 +157,31 @@ async def save_settings(con: Conn | asyncpg.Pool, account_id: int,
         orjson.dumps(settings.to_json()).decode(),
     )
 
+
+
+async def update_settings(con: Conn, account_id: int, update: Mapping[str, Any]
+                          ) -> Settings | None:
+    """The account's stored settings with ``update``'s keys replaced, checked and saved.
+
+    Merged into the stored row under a lock, not into a replica's copy: two
+    updates of different keys, on one replica or two, both stay. Employee and
+    deal ids are checked against the CRM copy. ``SettingsError`` (from
+    ``merge_update``) leaves everything as it was; None: no such account.
+    """
+    async with con.transaction():
+        stored = await con.fetchval(
+            "SELECT settings FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+        if stored is None:
+            return None
+        employees = {r["crm_id"] for r in await con.fetch(
+            "SELECT crm_id FROM employees WHERE account_id = $1 AND active", account_id)}
+        states = {(r["program_id"], r["crm_id"]) for r in await con.fetch(
+            "SELECT program_id, crm_id FROM program_states WHERE account_id = $1", account_id)}
+
+        def known_deal(deal: DealTarget) -> bool:
+            return (deal.program_id, deal.state_id) in states
+
+        merged = merge_update(Settings.from_stored(orjson.loads(stored)), update,
+                              known_employees=employees.__contains__, known_deal=known_deal)
+        await save_settings(con, account_id, merged)
+    return merged

@@ -15,7 +15,7 @@ from lookup.schema import apply_migrations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["connect", "create_pool", "database_url"]
+__all__ = ["connect", "create_pool", "database_url", "ping"]
 
 
 async def database_url(dsn: str | None, data_dir: Path) -> str:
@@ -59,3 +59,9 @@ async def connect(dsn: str) -> asyncpg.Connection:
     con = await asyncpg.connect(dsn)
     await apply_migrations(con)
     return con
+
+
+async def ping(pool: asyncpg.Pool, *, within: float) -> None:
+    """One round trip through the pool (readiness); raises when there is none in time."""
+    async with pool.acquire(timeout=within) as con:
+        await con.fetchval("SELECT 1", timeout=within)

@@ -28,8 +28,9 @@ from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
 from router.batcher import BatchWriter
 from router.calls_api import setup_calls_api
-from router.claims import Claims, prepare_claim
+from router.claims import Claims, forget_old_claims, prepare_claim
 from router.config import Config
+from router.errors import error_middleware
 from router.keys import (
     ACCOUNTS,
     CLAIM_POOL,
@@ -80,7 +81,7 @@ _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2, middlewares=[error_middleware])
     indexes = IndexRegistry()
     app[CONFIG] = config
     app[INDEXES] = indexes
@@ -236,10 +237,8 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _housekeeping(app: web.Application) -> None:
-    """Forget route claims older than a day (an entry never lasts that long)."""
+    """Forget old route claims, hourly."""
     while True:
         with suppress(Exception):
-            await app[POOL].execute(
-                "DELETE FROM route_claims WHERE claimed_at < now() - interval '1 day'"
-            )
+            await forget_old_claims(app[POOL])
         await asyncio.sleep(3600)

@@ -1,4 +1,5 @@
-"""Bearer tokens: the operator's (every account) or an account's own (that account only)."""
+"""Which account a request is for, and bearer tokens: the operator's (every account) or
+an account's own (that account only)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import hmac
 from aiohttp import web
 
 from lookup.accounts import Account, hash_token
-from router.keys import CONFIG
+from router.errors import ApiError
+from router.keys import ACCOUNTS, CONFIG
 
-__all__ = ["SESSION_COOKIE", "require_account_access", "require_operator", "token_allows"]
+__all__ = [
+    "SESSION_COOKIE",
+    "account_from_query",
+    "admin_account",
+    "require_account_access",
+    "require_operator",
+    "token_allows",
+]
 
 SESSION_COOKIE = "mango_router_token"  # set by the settings page's sign-in
 
@@ -27,14 +36,43 @@ def _is_operator(request: web.Request, token: str) -> bool:
     return operator is not None and hmac.compare_digest(operator.encode(), token.encode())
 
 
+def account_from_query(request: web.Request) -> Account:
+    """``?account=NAME`` (``default`` when absent); an unknown name is a 400.
+
+    No token is checked here: ``GET /route`` needs none. Admin endpoints use
+    ``admin_account``.
+    """
+    name = request.query.get("account", "default")
+    account = request.app[ACCOUNTS].by_name(name)
+    if account is None:
+        raise ApiError(400, f"unknown account {name!r}")
+    return account
+
+
+def admin_account(request: web.Request, *, name: str | None = None) -> Account:
+    """The account an admin request is for, once its token is seen to open it.
+
+    By ``?account=NAME`` (unknown: 400), or by ``name`` when the path names it
+    (unknown: 404, there is no such resource). Then 401 without a token, 403
+    for a token that is neither the operator's nor this account's.
+    """
+    if name is None:
+        account = account_from_query(request)
+    else:
+        found = request.app[ACCOUNTS].by_name(name)
+        if found is None:
+            raise ApiError(404, f"unknown account {name!r}")
+        account = found
+    require_account_access(request, account)
+    return account
+
+
 def require_operator(request: web.Request) -> None:
     token = _bearer(request)
     if token is None:
-        raise web.HTTPUnauthorized(text='{"error": "a bearer token is required"}',
-                                   content_type="application/json")
+        raise ApiError(401, "a bearer token is required")
     if not _is_operator(request, token):
-        raise web.HTTPForbidden(text='{"error": "the operator token is required"}',
-                                content_type="application/json")
+        raise ApiError(403, "the operator token is required")
 
 
 def token_allows(request: web.Request, account: Account, token: str) -> bool:
@@ -50,9 +88,7 @@ def require_account_access(request: web.Request, account: Account) -> None:
     """401 without a token; 403 for a token that is not the operator's nor this account's."""
     token = _bearer(request)
     if token is None:
-        raise web.HTTPUnauthorized(text='{"error": "a bearer token is required"}',
-                                   content_type="application/json")
+        raise ApiError(401, "a bearer token is required")
     if token_allows(request, account, token):
         return
-    raise web.HTTPForbidden(text='{"error": "this token has no access to this account"}',
-                            content_type="application/json")
+    raise ApiError(403, "this token has no access to this account")

@@ -32,7 +32,7 @@ from router.batcher import give_up
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Claims", "claim_key", "prepare_claim"]
+__all__ = ["Claims", "claim_key", "forget_old_claims", "prepare_claim"]
 
 _REMEMBER = 200_000  # entries remembered per process (a few hours of heavy traffic)
 _BATCH = 500
@@ -41,6 +41,7 @@ _SOLO_SPACING = 0.02  # solo claims: at most one statement per 20 ms, not one pe
 _CHUNK = 20_000  # remembered claims taken in per turn of the event loop
 _RETRY = 0.1  # seconds between attempts to write claims owed from solo routing
 _STATEMENT_WAIT = 2.0  # a claim statement that takes longer is cancelled (and retried)
+_FORGET = "1 day"  # claims older than this are deleted: an entry never lasts that long
 
 _CLAIM = """
 INSERT INTO route_claims (account_id, entry_id)
@@ -53,6 +54,12 @@ RETURNING account_id, entry_id
 async def prepare_claim(con: asyncpg.Connection) -> None:
     """Pool ``init``: parse the claim once per connection, not on the first call's clock."""
     await con.prepare(_CLAIM)
+
+
+async def forget_old_claims(pool: asyncpg.Pool) -> None:
+    """Delete claims older than a day (the app's hourly housekeeping)."""
+    await pool.execute(
+        f"DELETE FROM route_claims WHERE claimed_at < now() - interval '{_FORGET}'")
 
 
 def claim_key(account_id: int, entry_or_call: str) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from router.auth import SESSION_COOKIE, token_allows
+from router.errors import ApiError
 from router.keys import ACCOUNTS
 
 __all__ = ["setup_settings_page"]
@@ -32,13 +34,16 @@ async def settings_page(_request: web.Request) -> web.Response:
 
 
 async def sign_in(request: web.Request) -> web.Response:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, BadHttpMessage):  # broken multipart, unknown charset
+        raise ApiError(400, "body is not a form") from None
     token, name = form.get("token"), form.get("account") or "default"
     if not isinstance(token, str) or not token or not isinstance(name, str):
-        return web.json_response({"error": "token is required"}, status=400)
+        raise ApiError(400, "token is required")
     account = request.app[ACCOUNTS].by_name(name)
     if account is None or not token_allows(request, account, token):
-        return web.json_response({"error": "this token does not open this account"}, status=403)
+        raise ApiError(403, "this token does not open this account")
     response = web.json_response({"account": name})
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", max_age=_WEEK,
                         path="/")

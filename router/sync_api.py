@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from router.auth import require_account_access
+from router.auth import admin_account
+from router.errors import ApiError
 from router.json_body import json_object
-from router.keys import ACCOUNTS, POOL
-from router.sidecar import account_from_query
+from router.keys import POOL
 from sync.account import megaplan_credentials
 from sync.extensions import EXTENSION_RE, set_extension
 from sync.store import read_state, status_json
@@ -29,30 +29,23 @@ def setup_sync_api(app: web.Application) -> None:
 
 
 async def get_sync_status(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    account = request.app[ACCOUNTS].by_name(name)
-    if account is None:
-        return web.json_response({"error": f"unknown account {name!r}"}, status=404)
-    require_account_access(request, account)
+    account = admin_account(request, name=request.match_info["name"])
     row = await read_state(request.app[POOL], account.id)
-    return web.json_response(status_json(name, megaplan_credentials(account) is not None, row,
-                                         datetime.now(UTC)))
+    return web.json_response(status_json(account.name, megaplan_credentials(account) is not None,
+                                         row, datetime.now(UTC)))
 
 
 async def put_extension(request: web.Request) -> web.Response:
-    account = account_from_query(request)
-    require_account_access(request, account)
+    account = admin_account(request)
     body = await json_object(request)
     if "extension" not in body:
-        return web.json_response({"error": 'body must be {"extension": "101" or null}',
-                                  "field": "extension"}, status=400)
+        raise ApiError(400, 'body must be {"extension": "101" or null}', "extension")
     extension = body["extension"]
     if extension is not None and not (isinstance(extension, str)
                                       and EXTENSION_RE.match(extension)):
-        return web.json_response({"error": "extension must be 1-16 digits or null",
-                                  "field": "extension"}, status=400)
+        raise ApiError(400, "extension must be 1-16 digits or null", "extension")
     employee = await set_extension(request.app[POOL], account.id, request.match_info["id"],
                                    extension)
     if employee is None:
-        return web.json_response({"error": "unknown employee"}, status=404)
+        raise ApiError(404, "unknown employee")
     return web.json_response(employee)

@@ -4,7 +4,8 @@ Order matters: the account is found by its key and the signature checked
 before anything is read or stored (403 otherwise); malformed input is a 400
 with a reason; the routing trigger is started before the journal write, so
 the decision never waits for the database; the 200 waits for the journal, so
-an answered event is durable.
+an answered event is durable. Refusals are raised as ``ApiError`` (rendered by
+``router.errors``): only the error path pays for the exception.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lookup.journal import JournalEntry
 from mango.events import BadRequest, CallEvent, check_fields
 from mango.form import parse_form
 from mango.signing import verify
+from router.errors import ApiError
 from router.keys import ACCOUNTS, JOURNAL, METRICS, ROUTER
 
 logger = logging.getLogger(__name__)
@@ -40,50 +42,39 @@ def setup_webhooks(app: web.Application) -> None:
     app.router.add_post("/mango/ping", handle_ping)
 
 
-def _refuse(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
-
-
-async def _signed_json(
-    request: web.Request,
-) -> tuple[Account, dict[str, Any], str] | web.Response:
-    """The account and the parsed JSON of a signed request, or the response refusing it."""
+async def _signed_json(request: web.Request) -> tuple[Account, dict[str, Any], str]:
+    """The account and the parsed JSON of a signed request; ``ApiError`` refuses it."""
     if request.content_type != "application/x-www-form-urlencoded":
-        return _refuse(400, "body must be application/x-www-form-urlencoded")
+        raise ApiError(400, "body must be application/x-www-form-urlencoded")
     try:  # three known fields: parsed directly, cheaper than request.post()'s multidict
         form = parse_form(await request.read())
     except ValueError:  # not UTF-8, or percent-escapes that are not
-        return _refuse(400, "body is not a form")
+        raise ApiError(400, "body is not a form") from None
     key, sign, raw = form.get("vpbx_api_key"), form.get("sign"), form.get("json")
     if not isinstance(key, str) or not isinstance(sign, str) or not isinstance(raw, str):
-        return _refuse(400, "vpbx_api_key, sign and json are required form fields")
+        raise ApiError(400, "vpbx_api_key, sign and json are required form fields")
     account = request.app[ACCOUNTS].by_key(key)
     if account is None or not verify(key, raw, account.mango_api_salt, sign):
-        return _refuse(403, "unknown vpbx_api_key or bad sign")
+        raise ApiError(403, "unknown vpbx_api_key or bad sign")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _refuse(400, "json is not valid JSON")
+        raise ApiError(400, "json is not valid JSON") from None
     if not isinstance(body, dict):
-        return _refuse(400, "json must be an object")
+        raise ApiError(400, "json must be an object")
     if "\\u0000" in raw:
-        return _refuse(400, "json must not contain NUL characters")
+        raise ApiError(400, "json must not contain NUL characters")
     return account, body, raw
 
 
 async def handle_ping(request: web.Request) -> web.Response:
-    checked = await _signed_json(request)
-    if isinstance(checked, web.Response):
-        return checked
+    await _signed_json(request)
     return web.json_response({"result": 1000})
 
 
 async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     received_at = time.monotonic()
-    checked = await _signed_json(request)
-    if isinstance(checked, web.Response):
-        return checked
-    account, body, raw = checked
+    account, body, raw = await _signed_json(request)
     router = request.app[ROUTER]
     try:
         if kind == "call":
@@ -100,11 +91,11 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
                 router.ended(account.id, entry_id)
             entry = JournalEntry(account.id, kind, entry_id, None, None, None, None, raw)
     except BadRequest as exc:
-        return _refuse(400, str(exc))
+        raise ApiError(400, str(exc)) from None
     request.app[METRICS].event(kind).inc()
     try:
         await request.app[JOURNAL].put(entry)  # TimeoutError: see app._JOURNAL_WAIT
     except TimeoutError:
         logger.error("journal write is late; answering 503", extra={"account": account.name})
-        return _refuse(503, "journal unavailable, retry later")
+        raise ApiError(503, "journal unavailable, retry later") from None
     return web.Response(body=_ACCEPTED, content_type="application/json")

@@ -22,6 +22,8 @@ EXTENSION_RE = re.compile(r"^[0-9]{1,16}$")
 async def set_extension(con: Conn | asyncpg.Pool, account_id: int, employee_id: str,
                         extension: str | None) -> dict[str, Any] | None:
     """Set by hand (``extension``) or back to automatic (None); None for an unknown employee."""
+    if "\x00" in employee_id:  # PostgreSQL text holds no NUL (it would refuse the query)
+        return None
     if extension is None:
         row = await con.fetchrow(
             """UPDATE employees SET extension_manual = false, updated_at = now()
