@@ -34,4 +34,4 @@ demo: install
 	$(PY) -m router demo
 
 clean:
-	rm -rf $(VENV) .data .mypy_cache .pytest_cache .ruff_cache bench/out
+	rm -rf $(VENV) .data .hypothesis .mypy_cache .pytest_cache .ruff_cache bench/out
