@@ -100,11 +100,11 @@ async def _demo(config: Config, args: argparse.Namespace, data_dir: Path) -> int
             print(f"\nServing on {base} (integration URL {base}/mango).\nTry:\n"
                   f"  curl '{base}/route?number={number}'\n", flush=True)
             await _demo_call(pbx_state, base, number, extension)
-            print("Ctrl-C stops the demo.", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM):  # before saying so: a quick Ctrl-C
                 loop.add_signal_handler(sig, stop.set)
+            print("Ctrl-C stops the demo.", flush=True)
             await stop.wait()
     finally:
         if app_runner is not None:
