@@ -2,8 +2,8 @@
 
 A call is its events in ``seq`` order, the routing decision (with the PBX's
 later ``result/route`` as ``final_result``) and the CRM actions planned for it
-(none yet: the call automation engine is later work). Values are plain JSON
-but for the timestamps, which stay ``datetime``.
+(``lookup.outbox``), with their state. Values are plain JSON but for the
+timestamps, which stay ``datetime``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from lookup.conn import Conn
+from lookup.outbox import actions_for_entries
 
 __all__ = ["find_call", "recent_calls"]
 
@@ -76,4 +77,6 @@ async def _calls(con: Conn | asyncpg.Pool, account_id: int, entries: list[str]
             "command_id": r["command_id"], "pbx_status": r["pbx_status"],
             "pbx_result": r["pbx_result"], "final_result": r["final_result"],
             "latency_us": r["latency_us"], "decided_at": r["decided_at"]}
+    for entry, actions in (await actions_for_entries(con, account_id, entries)).items():
+        calls[entry]["crm_actions"] = actions
     return calls

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "ImportReport",
     "LineError",
     "import_lines",
+    "replace_responsibles",
     "write_clients",
     "write_employees",
 ]
@@ -250,6 +251,23 @@ async def write_clients(
                 account_id, r_uid, r_pos, r_kind, r_ref,
             )
     return len(records)
+
+
+async def replace_responsibles(con: Conn, account_id: int, client_id: str,
+                               responsibles: Sequence[tuple[str, str]]) -> bool:
+    """A client's responsibles replaced, in order; False when the copy has no such client."""
+    async with con.transaction():
+        uid = await con.fetchval(
+            "SELECT uid FROM clients WHERE account_id = $1 AND crm_id = $2", account_id,
+            client_id)
+        if uid is None:
+            return False
+        await con.execute("DELETE FROM client_responsibles WHERE client_uid = $1", uid)
+        await con.executemany(
+            """INSERT INTO client_responsibles (client_uid, account_id, position, kind, ref_id)
+               VALUES ($1, $2, $3, $4, $5)""",
+            [(uid, account_id, pos, kind, ref) for pos, (kind, ref) in enumerate(responsibles)])
+    return True
 
 
 def _batches(

@@ -7,11 +7,17 @@ so the PBX re-sending after a timeout does not duplicate anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+import orjson
 
-__all__ = ["JournalEntry", "write_journal"]
+from lookup.conn import Conn
+
+__all__ = ["JournalEntry", "JournaledEvent", "entries_since", "entry_events", "write_journal"]
 
 _STATEMENT_WAIT = 10.0  # cancelled past this and retried: the journal drops repeats
 
@@ -49,3 +55,34 @@ async def write_journal(pool: asyncpg.Pool, batch: list[JournalEntry]) -> None:
         [e.payload for e in batch],
         timeout=_STATEMENT_WAIT,  # a half-open connection must not hold the journal up
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledEvent:
+    kind: str
+    payload: dict[str, Any]
+    received_at: float  # Unix seconds
+
+
+async def entry_events(con: Conn | asyncpg.Pool, account_id: int, entries: Sequence[str]
+                       ) -> dict[str, list[JournaledEvent]]:
+    """Every journaled notification of these calls (any replica received them)."""
+    found: dict[str, list[JournaledEvent]] = {e: [] for e in entries}
+    for r in await con.fetch(
+        """SELECT entry_id, kind, payload, extract(epoch FROM received_at)::float8 AS at
+           FROM call_events WHERE account_id = $1 AND entry_id = ANY($2::text[])
+           ORDER BY id""", account_id, list(entries)):
+        found[r["entry_id"]].append(JournaledEvent(r["kind"], orjson.loads(r["payload"]),
+                                                   r["at"]))
+    return found
+
+
+async def entries_since(con: Conn | asyncpg.Pool, account_id: int, since: datetime
+                        ) -> list[str]:
+    """The calls whose first notification came at or after ``since``, oldest first."""
+    rows = await con.fetch(
+        """SELECT entry_id FROM call_events
+           WHERE account_id = $1 AND entry_id IS NOT NULL
+           GROUP BY entry_id HAVING min(received_at) >= $2
+           ORDER BY min(received_at)""", account_id, since)
+    return [r["entry_id"] for r in rows]

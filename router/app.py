@@ -16,6 +16,9 @@ import asyncpg
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from automation.engine import CallAutomation
+from automation.metrics import AutomationMetrics
+from automation.outbox import OutboxWorker
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
@@ -33,6 +36,7 @@ from router.config import Config
 from router.errors import error_middleware
 from router.keys import (
     ACCOUNTS,
+    AUTOMATION,
     CLAIM_POOL,
     CONFIG,
     HTTP,
@@ -87,7 +91,8 @@ def create_app(config: Config) -> web.Application:
     app[INDEXES] = indexes
     app[ACCOUNTS] = AccountRegistry()
     app[METRICS] = Metrics(phones=indexes.phones)
-    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, writers_ctx, router_ctx])
+    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, automation_ctx, writers_ctx,
+                            router_ctx])
     app.cleanup_ctx.append(sync_ctx)
     setup_routes(app)
     return app
@@ -161,6 +166,24 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
+    metrics = AutomationMetrics(app[METRICS].registry)
+    automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
+    worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=app[CONFIG].megaplan_rate,
+                          metrics=metrics)
+    app[AUTOMATION] = automation
+    tasks = [asyncio.create_task(automation.run(), name="automation"),
+             asyncio.create_task(worker.run(), name="outbox")]
+    yield
+    for task in tasks:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    with suppress(Exception):  # what is queued is planned before we go, if the database lets us
+        await asyncio.wait_for(automation.flush(), _DRAIN)
 
 
 async def writers_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import ClientSession, web
 
+from automation.engine import CallAutomation
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
@@ -18,6 +19,7 @@ from router.routing import Router
 
 __all__ = [
     "ACCOUNTS",
+    "AUTOMATION",
     "CLAIM_POOL",
     "CONFIG",
     "HTTP",
@@ -37,6 +39,7 @@ CLAIM_POOL = web.AppKey("claim_pool", asyncpg.Pool)  # warm, only for route clai
 HTTP = web.AppKey("http", ClientSession)
 INDEXES = web.AppKey("indexes", IndexRegistry)
 ACCOUNTS = web.AppKey("accounts", AccountRegistry)
+AUTOMATION = web.AppKey("automation", CallAutomation)
 KEEPER = web.AppKey("keeper", IndexKeeper)
 METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)

@@ -18,13 +18,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from automation.engine import plans_now
 from lookup.accounts import Account
 from lookup.journal import JournalEntry
 from mango.events import BadRequest, CallEvent, check_fields
 from mango.form import parse_form
 from mango.signing import verify
 from router.errors import ApiError
-from router.keys import ACCOUNTS, JOURNAL, METRICS, ROUTER
+from router.keys import ACCOUNTS, AUTOMATION, JOURNAL, METRICS, ROUTER
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     received_at = time.monotonic()
     account, body, raw = await _signed_json(request)
     router = request.app[ROUTER]
+    call: CallEvent | None = None
     try:
         if kind == "call":
             call = CallEvent(body)
@@ -98,4 +100,6 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     except TimeoutError:
         logger.error("journal write is late; answering 503", extra={"account": account.name})
         raise ApiError(503, "journal unavailable, retry later") from None
+    if entry.entry_id:  # journaled: the automation plans from the journal
+        request.app[AUTOMATION].seen(account.id, entry.entry_id, plan_now=plans_now(kind, call))
     return web.Response(body=_ACCEPTED, content_type="application/json")

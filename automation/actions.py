@@ -1,0 +1,157 @@
+"""Applying one outbox action to Megaplan, so that it lands once.
+
+A create is never re-sent blind: an attempt that timed out or was answered
+5xx may have landed (the action is then ``uncertain``), so the next attempt
+first looks for what it made — a client by its phone, a deal by its client
+and name — and only creates when nothing is there. Reads, call records
+(idempotent by ``providerId``) and responsible updates are safe to repeat.
+A created client is written into the copy at once, so the index routes the
+caller's next call to its responsible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from lookup.accounts import Account
+from lookup.importer import ClientRecord, replace_responsibles, write_clients
+from lookup.outbox import ActionRow
+from mango.recording import recording_link
+from megaplan import mapping as mp
+from megaplan.client import MegaplanClient
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LINE_FIELD_TITLE", "ActionApplier", "DependencyFailed"]
+
+LINE_FIELD_TITLE = "Номер линии MANGO OFFICE"
+_RECORDING_LINK_DAYS = 365  # how long the signed link on the card works
+
+
+class DependencyFailed(Exception):
+    """The action that was to make this one's client did not."""
+
+
+class ActionApplier:
+    """Applies actions of one account through its CRM client; returns (crm id, note)."""
+
+    __slots__ = ("_account", "_crm", "_line_field", "_pool")
+
+    def __init__(self, crm: MegaplanClient, pool: asyncpg.Pool, account: Account) -> None:
+        self._crm = crm
+        self._pool = pool
+        self._account = account
+        self._line_field: str | bool | None = False  # False: not looked up yet
+
+    @property
+    def account(self) -> Account:
+        return self._account
+
+    @account.setter
+    def account(self, account: Account) -> None:
+        self._account = account
+
+    async def apply(self, row: ActionRow) -> tuple[str | None, str | None]:
+        client_id = row.payload.get("client_id")
+        if row.depends_on is not None:
+            if row.dependency_state != "done" or not row.dependency_crm_id:
+                raise DependencyFailed(f"its client was not made (action {row.depends_on}: "
+                                       f"{row.dependency_state})")
+            client_id = row.dependency_crm_id
+        if row.action == "create_client":
+            return await self._create_client(row)
+        if not isinstance(client_id, str):
+            raise DependencyFailed("no client to act on")
+        if row.action == "create_deal":
+            return await self._create_deal(row, client_id)
+        if row.action == "record_call":
+            return await self._record_call(row, client_id)
+        if row.action == "set_responsible":
+            return await self._set_responsible(row, client_id)
+        raise ValueError(f"unknown action {row.action!r}")
+
+    async def _create_client(self, row: ActionRow) -> tuple[str | None, str | None]:
+        p = row.payload
+        if row.uncertain:
+            digits = str(p["phone_key"])
+            for found in await self._crm.find_contractors_by_phone(digits):
+                if any(_digits(phone).endswith(digits[-10:]) for phone in found.phones):
+                    await self._remember(found.id, p)
+                    return found.id, "made by an earlier attempt"
+        extra = None
+        if p.get("line") and (field := await self._line_field_name()) is not None:
+            extra = {field: str(p["line"])}
+        client = await self._crm.create_client(
+            name=p["name"], phones=[p["phone"]], responsible_ids=[p["responsible_id"]],
+            extra=extra)
+        await self._remember(client.id, p)
+        return client.id, None
+
+    async def _remember(self, client_id: str, p: dict[str, Any]) -> None:
+        """Into the copy (and so every replica's index) at once; the sync confirms it later."""
+        async with self._pool.acquire() as con:
+            await write_clients(con, self._account.id, [ClientRecord(
+                id=client_id, kind="human", name=str(p["name"]),
+                phones=((int(p["phone_key"]), str(p["phone"])),),
+                responsibles=(("employee", str(p["responsible_id"])),),
+                line_number=p.get("line"))])
+
+    async def _line_field_name(self) -> str | None:
+        if self._line_field is False:
+            fields = await self._crm.extra_fields()
+            self._line_field = next((f.name for f in fields if f.hr_name == LINE_FIELD_TITLE),
+                                    None)
+            if self._line_field is None:
+                logger.warning("the CRM has no client field %r: the line is not recorded",
+                               LINE_FIELD_TITLE, extra={"account": self._account.name})
+        return self._line_field if isinstance(self._line_field, str) else None
+
+    async def _create_deal(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
+        p = row.payload
+        if p.get("only_if_none_open") or row.uncertain:
+            deals = await self._crm.client_deals(client_id)
+            if row.uncertain:
+                made = next((d for d in deals if d.name == p["name"]
+                             and d.program_id == p["program_id"]), None)
+                if made is not None:
+                    return made.id, "made by an earlier attempt"
+            if p.get("only_if_none_open") and any(d.is_open for d in deals):
+                return None, "the client has an open deal"
+        deal = await self._crm.create_deal(
+            program_id=p["program_id"], state_id=p.get("state_id"), contractor_id=client_id,
+            manager_id=p["manager_id"], name=p["name"])
+        return deal.id, None
+
+    async def _record_call(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
+        p = row.payload
+        a = self._account
+        expires = int(time.time()) + _RECORDING_LINK_DAYS * 86400
+        links = tuple(recording_link(a.mango_api_url, a.mango_api_key, a.mango_api_salt, rid,
+                                     expires=expires) for rid in p.get("recordings") or ())
+        await self._crm.record_calls([mp.CallInfo(
+            provider_id=row.entry_id, type=p["type"], from_phone=p.get("from_phone"),
+            to_phone=p.get("to_phone"), from_user=p.get("from_user"), to_user=p.get("to_user"),
+            time_from=_when(p["time_from"]), time_to=_when(p["time_to"]), record_links=links)])
+        return client_id, None  # the CRM puts it on the card of the client with that phone
+
+    async def _set_responsible(self, row: ActionRow, client_id: str
+                               ) -> tuple[str | None, str | None]:
+        responsible = str(row.payload["responsible_id"])
+        client = await self._crm.update_client(client_id, responsible_ids=[responsible])
+        async with self._pool.acquire() as con:  # the copy at once, as with a created client
+            await replace_responsibles(con, self._account.id, client_id,
+                                       (("employee", responsible),))
+        return client.id, None
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _when(unix: Any) -> datetime:
+    return datetime.fromtimestamp(int(unix or 0), UTC)

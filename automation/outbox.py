@@ -1,0 +1,241 @@
+"""The outbox's worker: applies planned CRM actions until each has landed.
+
+Every replica runs one; per account, the replica holding the account's
+advisory lock works its actions, so the account's CRM rate cap
+(``MEGAPLAN_RATE``) holds across replicas. It claims due actions (``FOR
+UPDATE SKIP LOCKED``, one lease ahead), applies them concurrently under the
+cap, and records each outcome: done (with the CRM id), retried later with
+backoff (the CRM down, slow, throttling; an uncertain create is looked for
+before it is made again), or failed for good (the CRM refused it as it is).
+A planned action wakes it at once through ``NOTIFY mango_outbox``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from contextlib import suppress
+from typing import Protocol
+
+import aiohttp
+import asyncpg
+
+from automation.actions import ActionApplier, DependencyFailed
+from automation.metrics import AutomationMetrics
+from lookup.accounts import Account
+from lookup.outbox import (
+    ActionRow,
+    claim_due,
+    complete,
+    fail,
+    outbox_depth,
+    release_leases,
+    retry_later,
+)
+from megaplan.client import MegaplanClient
+from megaplan.errors import MegaplanError, MegaplanUnavailableError, MegaplanUncertainError
+from sync.account import megaplan_credentials
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOCK_CLASS", "OutboxWorker", "backoff_s"]
+
+LOCK_CLASS = 0x4F555442  # "OUTB": pg_try_advisory_lock(LOCK_CLASS, account id)
+_SUPERVISE_S = 1.0
+_LOCK_RETRY_S = 2.0
+_IDLE_S = 1.0  # due retries are looked for at least this often
+_LEASE_S = 600.0  # a claimed action comes back after this if its worker vanished
+_BACKOFF_BASE_S = 1.0
+_BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
+_PERMANENT = frozenset({400, 403, 404, 409, 422})
+_METRICS_S = 5.0
+
+
+class AccountSource(Protocol):
+    def all(self) -> list[Account]: ...
+
+    def by_id(self, account_id: int, /) -> Account | None: ...
+
+
+def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential with full jitter, capped: 1, 2, 4 … 30 s."""
+    ceiling = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+class OutboxWorker:
+    """Run ``run()`` as a task; cancelling it stops every account's loop."""
+
+    __slots__ = ("_accounts", "_concurrency", "_dsn", "_metrics", "_pool", "_rate",
+                 "_request_timeout", "_tasks")
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, accounts: AccountSource, *, rate: float,
+                 metrics: AutomationMetrics | None = None, concurrency: int = 16,
+                 request_timeout: float = 20.0) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._accounts = accounts
+        self._rate = rate
+        self._metrics = metrics
+        self._concurrency = concurrency
+        self._request_timeout = request_timeout
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        metrics = asyncio.create_task(self._measure(), name="outbox-metrics")
+        try:
+            while True:
+                wanted = {a.id for a in self._accounts.all() if megaplan_credentials(a)}
+                for account_id in wanted:
+                    task = self._tasks.get(account_id)
+                    if task is not None and task.done() and not task.cancelled() \
+                            and (failure := task.exception()) is not None:
+                        logger.error("outbox: an account loop failed; restarting it",
+                                     exc_info=failure, extra={"account_id": account_id})
+                    if task is None or task.done():
+                        self._tasks[account_id] = asyncio.create_task(
+                            self._account_loop(account_id), name=f"outbox-{account_id}")
+                for account_id in set(self._tasks) - wanted:
+                    await _stop(self._tasks.pop(account_id))
+                await asyncio.sleep(_SUPERVISE_S)
+        finally:
+            await _stop(metrics)
+            for task in self._tasks.values():
+                await _stop(task)
+            self._tasks.clear()
+
+    async def _account_loop(self, account_id: int) -> None:
+        while self._account(account_id) is not None:
+            try:
+                con = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("outbox: cannot connect; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(_LOCK_RETRY_S)
+                continue
+            try:
+                if await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS,
+                                      account_id):
+                    await self._work(con, account_id)
+                    return  # the account is gone or has no CRM any more
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("outbox: lost the database; will retry",
+                               extra={"account_id": account_id, "error": repr(exc)})
+            finally:
+                with suppress(Exception):
+                    await con.close(timeout=1)
+            await asyncio.sleep(_LOCK_RETRY_S)
+
+    def _account(self, account_id: int) -> Account | None:
+        account = self._accounts.by_id(account_id)
+        return account if account is not None and megaplan_credentials(account) else None
+
+    async def _work(self, lock: asyncpg.Connection, account_id: int) -> None:
+        """Work the account's actions while this connection holds its lock."""
+        wake = asyncio.Event()
+
+        def notified(_con: object, _pid: int, _channel: str, payload: object) -> None:
+            if payload == str(account_id):
+                wake.set()
+
+        await lock.add_listener("mango_outbox", notified)
+        await release_leases(lock, account_id)
+        account = self._account(account_id)
+        assert account is not None
+        credentials = megaplan_credentials(account)
+        assert credentials is not None
+        limit = asyncio.Semaphore(self._concurrency)
+        async with MegaplanClient(credentials, rate_per_second=self._rate,
+                                  request_timeout=self._request_timeout) as crm:
+            applier = ActionApplier(crm, self._pool, account)
+            logger.info("outbox: working the CRM actions", extra={"account": account.name})
+            while (now := self._account(account_id)) is not None:
+                if megaplan_credentials(now) != credentials:
+                    return  # new credentials: start again with a new client
+                applier.account = now
+                async with self._pool.acquire() as con:
+                    rows = await claim_due(con, account_id, limit=self._concurrency * 4,
+                                           lease_s=_LEASE_S)
+                if not rows:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), _IDLE_S)
+                    wake.clear()
+                    await lock.fetchval("SELECT 1")  # the lock lives as long as this connection
+                    continue
+                await asyncio.gather(*(self._one(applier, row, limit) for row in rows))
+
+    async def _one(self, applier: ActionApplier, row: ActionRow,
+                   limit: asyncio.Semaphore) -> None:
+        async with limit:
+            outcome = await self._apply(applier, row)
+        if self._metrics is not None:
+            self._metrics.actions.labels(row.action, outcome).inc()
+
+    async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
+        try:
+            crm_id, note = await applier.apply(row)
+        except DependencyFailed as exc:
+            await self._fail(row, str(exc))
+            return "failed"
+        except MegaplanUncertainError as exc:
+            await self._later(row, exc, uncertain=True)
+            return "uncertain"
+        except MegaplanUnavailableError as exc:
+            await self._later(row, exc)
+            return "retry"
+        except MegaplanError as exc:
+            if exc.status in _PERMANENT:
+                await self._fail(row, str(exc))
+                return "failed"
+            await self._later(row, exc)
+            return "retry"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            await self._later(row, exc, uncertain=row.action in ("create_client", "create_deal"))
+            return "retry"
+        except Exception as exc:  # a bug must not stop the outbox; the action waits
+            logger.exception("outbox: an action failed unexpectedly",
+                             extra={"action": row.action, "id": row.id})
+            await self._later(row, exc)
+            return "retry"
+        async with self._pool.acquire() as con:
+            await complete(con, row.id, crm_id=crm_id, note=note)
+        return "done"
+
+    async def _later(self, row: ActionRow, exc: BaseException, *, uncertain: bool = False
+                     ) -> None:
+        delay = backoff_s(row.attempts)
+        logger.warning("outbox: %s not applied (attempt %d); again in %.1f s",
+                       row.action, row.attempts, delay,
+                       extra={"id": row.id, "error": _describe(exc), "uncertain": uncertain})
+        async with self._pool.acquire() as con:
+            await retry_later(con, row.id, error=_describe(exc), delay_s=delay,
+                              uncertain=uncertain)
+
+    async def _fail(self, row: ActionRow, error: str) -> None:
+        logger.error("outbox: %s failed for good", row.action,
+                     extra={"id": row.id, "error": error})
+        async with self._pool.acquire() as con:
+            await fail(con, row.id, error=error)
+
+    async def _measure(self) -> None:
+        """Outbox depth and oldest age per account, for /metrics."""
+        if self._metrics is None:
+            return
+        while True:
+            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                found = {a: (d, o) for a, d, o in await outbox_depth(self._pool)}
+                for account in self._accounts.all():
+                    depth, oldest = found.get(account.id, (0, 0.0))
+                    self._metrics.depth.labels(account.name).set(depth)
+                    self._metrics.oldest.labels(account.name).set(oldest)
+            await asyncio.sleep(_METRICS_S)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
