@@ -1,4 +1,5 @@
-"""``mango-router`` (also ``python -m router``): serve, data, accounts, sync, emulators, demo.
+"""``mango-router`` (also ``python -m router``): serve, data, accounts, sync, replay,
+emulators, demo.
 
 Configuration comes from the environment, ``.env`` and flags (``router.config``);
 a bad value exits 2 naming the variable.
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 import uvloop
 
-from cli import accounts, data, demo, emulate, serve, sync
+from cli import accounts, data, demo, emulate, replay, serve, sync
 from cli.command import Command
 from cli.logs import setup_logging
 from router.config import ConfigError, load_config
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mango-router", description=__doc__,
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, data, accounts, sync, emulate, demo):
+    for group in (serve, data, accounts, sync, replay, emulate, demo):
         group.add_parsers(sub, common)
     return parser
 

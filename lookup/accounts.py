@@ -22,6 +22,7 @@ __all__ = [
     "Account",
     "AccountExists",
     "add_account",
+    "checked_update",
     "fetch_accounts",
     "hash_token",
     "remove_account",
@@ -173,15 +174,23 @@ async def update_settings(con: Conn, account_id: int, update: Mapping[str, Any]
             "SELECT settings FROM accounts WHERE id = $1 FOR UPDATE", account_id)
         if stored is None:
             return None
-        employees = {r["crm_id"] for r in await con.fetch(
-            "SELECT crm_id FROM employees WHERE account_id = $1 AND active", account_id)}
-        states = {(r["program_id"], r["crm_id"]) for r in await con.fetch(
-            "SELECT program_id, crm_id FROM program_states WHERE account_id = $1", account_id)}
-
-        def known_deal(deal: DealTarget) -> bool:
-            return (deal.program_id, deal.state_id) in states
-
-        merged = merge_update(Settings.from_stored(orjson.loads(stored)), update,
-                              known_employees=employees.__contains__, known_deal=known_deal)
+        merged = await checked_update(con, account_id, Settings.from_stored(
+            orjson.loads(stored)), update)
         await save_settings(con, account_id, merged)
     return merged
+
+
+async def checked_update(con: Conn, account_id: int, current: Settings,
+                         update: Mapping[str, Any]) -> Settings:
+    """``current`` with ``update`` merged and checked against the CRM copy (employees,
+    programs and states); ``SettingsError`` names the first bad field. Saves nothing."""
+    employees = {r["crm_id"] for r in await con.fetch(
+        "SELECT crm_id FROM employees WHERE account_id = $1 AND active", account_id)}
+    states = {(r["program_id"], r["crm_id"]) for r in await con.fetch(
+        "SELECT program_id, crm_id FROM program_states WHERE account_id = $1", account_id)}
+
+    def known_deal(deal: DealTarget) -> bool:
+        return (deal.program_id, deal.state_id) in states
+
+    return merge_update(current, update, known_employees=employees.__contains__,
+                        known_deal=known_deal)
