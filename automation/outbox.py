@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from contextlib import suppress
 from typing import Protocol
@@ -71,14 +72,16 @@ class OutboxWorker:
                  "_request_timeout", "_tasks")
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, accounts: AccountSource, *, rate: float,
-                 metrics: AutomationMetrics | None = None, concurrency: int = 16,
+                 metrics: AutomationMetrics | None = None, concurrency: int | None = None,
                  request_timeout: float = 20.0) -> None:
         self._dsn = dsn
         self._pool = pool
         self._accounts = accounts
         self._rate = rate
         self._metrics = metrics
-        self._concurrency = concurrency
+        # enough requests in flight to use the whole rate cap while the CRM takes up to a
+        # second to answer each
+        self._concurrency = concurrency or max(4, min(256, math.ceil(rate)))
         self._request_timeout = request_timeout
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
