@@ -22,9 +22,10 @@ from aiohttp import ClientSession, web
 from cli.command import Subparsers
 from cli.database import find_account, open_database
 from cli.sync import ProgressLine, full_sync
-from emulators.megaplan import generate, serve_megaplan
+from emulators.megaplan import MegaplanState, generate, serve_megaplan
 from emulators.pbx import PbxCaller, PbxState, create_pbx_app
 from emulators.pbx_users import users_for
+from lookup.accounts import update_settings
 from lookup.embedded import ensure_embedded
 from lookup.phones import phone_key
 from lookup.sql_lookup import decide_sql
@@ -32,6 +33,8 @@ from router.app import create_app
 from router.config import Config
 
 __all__ = ["add_parsers", "throwaway_config"]
+
+_NEW_NUMBER = "79990001234"  # nobody in the emulated CRM has it
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -100,6 +103,11 @@ async def _demo(config: Config, args: argparse.Namespace, data_dir: Path) -> int
             print(f"\nServing on {base} (integration URL {base}/mango).\nTry:\n"
                   f"  curl '{base}/route?number={number}'\n", flush=True)
             await _demo_call(pbx_state, base, number, extension)
+            async with open_database(demo) as con:
+                account = await find_account(con, "default")
+                assert account is not None
+                await update_settings(con, account.id, {"accepted_incoming": "client"})
+            await _new_caller(crm, pbx_state, base, str(extension))
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):  # before saying so: a quick Ctrl-C
@@ -111,6 +119,39 @@ async def _demo(config: Config, args: argparse.Namespace, data_dir: Path) -> int
             await app_runner.cleanup()
         await pbx_runner.cleanup()
     return 0
+
+
+async def _new_caller(crm: MegaplanState, pbx: PbxState, base: str, extension: str) -> None:
+    """A number nobody has calls and is answered: the automation makes its client."""
+    number = _NEW_NUMBER
+    entry = f"demo-new-{int(time.time())}"
+    now = int(time.time())
+    line = {"number": "74951112233", "line_number": "74951112233"}
+    legs = [("ivr", "Appeared", "ivr", {"number": number}, line),
+            ("emp", "Appeared", "abonent", {"number": number, "taken_from_call_id": "ivr"},
+             {"extension": extension, "line_number": "74951112233"}),
+            ("ivr", "Disconnected", "ivr", {"number": number}, line),
+            ("emp", "Connected", "abonent", {"number": number, "taken_from_call_id": "ivr"},
+             {"extension": extension, "line_number": "74951112233"})]
+    async with ClientSession() as session:
+        caller = PbxCaller(session, f"{base}/mango", api_key="demo", salt="demo", state=pbx)
+        for seq, (leg, state, location, frm, to) in enumerate(legs, start=1):
+            await caller.post("events/call", {
+                "entry_id": entry, "call_id": f"{entry}-{leg}", "timestamp": now + seq,
+                "seq": seq, "call_state": state, "location": location, "from": frm, "to": to})
+        for _ in range(200):  # the outbox works within ms; give it 10 s
+            if crm.created_client_ids:
+                break
+            await asyncio.sleep(0.05)
+    if not crm.created_client_ids:
+        print(f"A call from the new number {number} made no client (see the logs).",
+              flush=True)
+        return
+    client = crm.clients[crm.created_client_ids[-1]]
+    print(f"A call from the new number {number}, answered at extension {extension}, made "
+          f"Megaplan client {client.id} «{client.name}» (accepted_incoming=client); "
+          f"its next call routes to {extension}:\n  curl '{base}/route?number={number}'\n",
+          flush=True)
 
 
 async def _demo_call(pbx: PbxState, base: str, number: str, extension: str) -> None:

@@ -48,6 +48,8 @@ async def test_the_demo_routes_a_call_without_touching_the_users_database(
         routed = re.search(r"was routed to extension (\d+) \(expected (\d+)\)", out)
         assert routed is not None, out
         assert routed.group(1) == routed.group(2)
+        made = re.search(r"made Megaplan client (\d+) «Новый \(", out)
+        assert made is not None, out
         folder = re.search(r"a throwaway one in (\S+)", out)
         assert folder is not None, out
         assert await asyncio.to_thread(Path(folder.group(1)).is_dir)
