@@ -389,3 +389,26 @@ async def test_nothing_is_lost_while_the_crm_is_down(crm: Crm) -> None:
     done = [datetime.fromisoformat(a["done_at"]).timestamp()
             for n in range(5) for a in await crm.actions(f"down-{n}")]
     assert min(done) >= back - 0.1  # the outage was waited out, not skipped
+
+
+async def test_metrics_count_actions_by_kind_and_outcome_and_show_the_outbox_per_account(
+    crm: Crm,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    crm.mp.faults.write_error_count = 1  # the first create is refused once, then lands
+    w = EntryWriter("metrics")
+    calls.answered(w, NEW, LINE, [crm.ext(0)])
+    await crm.play(w.events)
+    await crm.settled("metrics", 2, within=30)
+
+    async def shown() -> bool:
+        text = await (await crm.svc.client.get("/metrics")).text()
+        return 'mango_router_outbox_depth{account="default"} 0.0' in text
+
+    await eventually(shown, within=10)
+    text = await (await crm.svc.client.get("/metrics")).text()
+    assert 'mango_router_crm_actions_planned_total{kind="create_client"} 1.0' in text
+    assert 'mango_router_crm_actions_total{kind="create_client",outcome="done"} 1.0' in text
+    assert 'mango_router_crm_actions_total{kind="create_client",outcome="uncertain"} 1.0' in text
+    assert 'mango_router_crm_actions_total{kind="record_call",outcome="done"} 1.0' in text
+    assert 'mango_router_outbox_oldest_seconds{account="default"} 0.0' in text
