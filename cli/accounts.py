@@ -1,4 +1,4 @@
-"""``mango-router account add/list/remove``: the companies one deployment serves."""
+"""``mango-router account add/list/remove/token``: the companies one deployment serves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import sys
 
 from cli.command import Subparsers
 from cli.database import open_database
-from lookup.accounts import AccountExists, add_account, fetch_accounts, remove_account
+from lookup.accounts import (
+    AccountExists,
+    account_size,
+    add_account,
+    fetch_accounts,
+    new_token,
+    remove_account,
+)
 from router.config import DEFAULT_MANGO_API_URL, Config
 
 __all__ = ["add_parsers"]
@@ -28,10 +35,15 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     add.set_defaults(run=add_command)
     listing = acc.add_parser("list", help="list accounts", parents=[common])
     listing.set_defaults(run=list_command)
-    remove = acc.add_parser("remove", help="remove an account and all its data",
+    remove = acc.add_parser("remove", help="remove an account and all its data (asks first)",
                             parents=[common])
     remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="do not ask")
     remove.set_defaults(run=remove_command)
+    token = acc.add_parser("token", help="issue a new admin token (the old one stops working)",
+                           parents=[common])
+    token.add_argument("name")
+    token.set_defaults(run=token_command)
 
 
 async def add_command(config: Config, args: argparse.Namespace) -> int:
@@ -45,6 +57,9 @@ async def add_command(config: Config, args: argparse.Namespace) -> int:
         except AccountExists as exc:
             print(f"mango-router: {exc}", file=sys.stderr)
             return 1
+        except ValueError as exc:  # a name that is not letters, digits, - and _
+            print(f"mango-router: {exc}", file=sys.stderr)
+            return 2
     print(f"account {args.name} added; its admin token (shown once):\n{token}")
     return 0
 
@@ -58,8 +73,34 @@ async def list_command(config: Config, _args: argparse.Namespace) -> int:
 
 async def remove_command(config: Config, args: argparse.Namespace) -> int:
     async with open_database(config) as con:
-        if not await remove_account(con, args.name):
+        size = await account_size(con, args.name)
+        if size is None:
             print(f"mango-router: no account {args.name!r}", file=sys.stderr)
             return 1
+        if not args.yes and not _confirmed(args.name, *size):
+            print("mango-router: not removed", file=sys.stderr)
+            return 1
+        await remove_account(con, args.name)
     print(f"removed {args.name}")
+    return 0
+
+
+def _confirmed(name: str, clients: int, events: int) -> bool:
+    if not sys.stdin.isatty():
+        print(f"mango-router: removing {name!r} deletes its {clients} clients and {events} "
+              "call events; say --yes to do it without a terminal", file=sys.stderr)
+        return False
+    answer = input(f"Remove account {name!r} with its {clients} clients and {events} call "
+                   "events? Type its name to confirm: ")
+    return answer.strip() == name
+
+
+async def token_command(config: Config, args: argparse.Namespace) -> int:
+    async with open_database(config) as con:
+        token = await new_token(con, args.name)
+    if token is None:
+        print(f"mango-router: no account {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"a new admin token for {args.name} (shown once; the old one no longer works):\n"
+          f"{token}")
     return 0

@@ -7,6 +7,7 @@ hash is enough (no salt or stretching needed against guessing).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ from lookup.settings import DealTarget, Settings, merge_update
 __all__ = [
     "Account",
     "AccountExists",
+    "account_size",
     "add_account",
+    "check_name",
     "checked_update",
     "fetch_accounts",
     "hash_token",
+    "new_token",
     "remove_account",
     "save_settings",
     "update_settings",
@@ -123,7 +127,11 @@ async def add_account(
     mango_api_url: str,
     megaplan: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> str:
-    """Create an account; return its admin token (shown once, stored hashed)."""
+    """Create an account; return its admin token (shown once, stored hashed).
+
+    ``ValueError`` for a name that is not letters, digits, ``-`` and ``_``.
+    """
+    check_name(name)
     token = secrets.token_urlsafe(32)
     try:
         await con.execute(
@@ -143,6 +151,32 @@ async def add_account(
         what = "name" if "name" in str(exc.constraint_name) else "MANGO OFFICE API key"
         raise AccountExists(f"an account with this {what} exists already") from None
     return token
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_name(name: str) -> None:
+    """Account names go into URLs, logs and metric labels: letters, digits, - and _."""
+    if not NAME_RE.fullmatch(name):
+        raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
+
+
+async def new_token(con: Conn, name: str) -> str | None:
+    """A new admin token for the account (the old one stops working); None: no account."""
+    token = secrets.token_urlsafe(32)
+    result: str = await con.execute("UPDATE accounts SET token_hash = $2, updated_at = now()"
+                                    " WHERE name = $1", name, hash_token(token))
+    return None if result == "UPDATE 0" else token
+
+
+async def account_size(con: Conn, name: str) -> tuple[int, int] | None:
+    """(clients, journaled events) of the account, to say what a removal deletes."""
+    row = await con.fetchrow(
+        """SELECT (SELECT count(*) FROM clients c WHERE c.account_id = a.id) AS clients,
+                  (SELECT count(*) FROM call_events e WHERE e.account_id = a.id) AS events
+           FROM accounts a WHERE a.name = $1""", name)
+    return None if row is None else (row["clients"], row["events"])
 
 
 async def remove_account(con: Conn, name: str) -> bool:

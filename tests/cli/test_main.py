@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from emulators.pbx import PbxCaller, PbxState
+from lookup.accounts import hash_token
 from tests.conftest import call_event, load_records, write_jsonl
 from tests.router.data import ALL, ROUTED
 
@@ -108,9 +109,65 @@ async def test_accounts_are_added_listed_and_removed(dsn: str) -> None:
                           dsn=dsn))[0] == 1
     _, listed, _ = await run_cli("account", "list", dsn=dsn)
     assert [line.split("\t")[0] for line in listed.splitlines()] == ["default", "acme"]
-    assert (await run_cli("account", "remove", "acme", dsn=dsn))[0] == 0
+    code, _, err = await run_cli("account", "remove", "acme", dsn=dsn)  # no terminal to ask
+    assert code == 1
+    assert "--yes" in err
+    _, listed, _ = await run_cli("account", "list", dsn=dsn)
+    assert [line.split("\t")[0] for line in listed.splitlines()] == ["default", "acme"]
+    assert (await run_cli("account", "remove", "acme", "--yes", dsn=dsn))[0] == 0
     _, listed, _ = await run_cli("account", "list", dsn=dsn)
     assert [line.split("\t")[0] for line in listed.splitlines()] == ["default"]
+
+
+@pytest.mark.parametrize("name", ["a b", "acme'", "", "x" * 65, "имя"])
+async def test_an_account_name_is_letters_digits_dashes_and_underscores(
+    dsn: str, name: str,
+) -> None:
+    code, _, err = await run_cli("account", "add", name, "--mango-key", "k2",
+                                 "--mango-salt", "s2", dsn=dsn)
+    assert code == 2
+    assert "letters, digits" in err
+
+
+async def test_a_new_token_replaces_the_old_one(dsn: str) -> None:
+    _, out, _ = await run_cli("account", "add", "acme", "--mango-key", "k2",
+                              "--mango-salt", "s2", dsn=dsn)
+    old = out.strip().splitlines()[-1]
+    code, out, _ = await run_cli("account", "token", "acme", dsn=dsn)
+    assert code == 0
+    new = out.strip().splitlines()[-1]
+    assert new != old
+    con = await asyncpg.connect(dsn)
+    try:
+        stored = await con.fetchval("SELECT token_hash FROM accounts WHERE name = 'acme'")
+    finally:
+        await con.close()
+    assert stored == hash_token(new)
+    assert (await run_cli("account", "token", "nobody", dsn=dsn))[0] == 1
+
+
+async def test_database_options_work_after_the_command_too(dsn: str) -> None:
+    await load_records(dsn, ALL)
+    code, out, _ = await run_cli("route", ROUTED, "--database-url", dsn, dsn=None)
+    assert code == 0
+    assert '"extension":"101"' in out
+
+
+async def test_a_port_in_use_is_one_line_naming_it_and_exit_2(dsn: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run_cli("serve", "--port", str(port), dsn=dsn)
+    assert code == 2
+    assert err.strip().count("\n") == 0  # one line, no traceback
+    assert f"127.0.0.1:{port}" in err
+
+
+async def test_a_port_that_is_not_a_number_names_the_flag() -> None:
+    code, _, err = await run_cli("serve", "--port", "notaport", dsn="postgresql://x/y")
+    assert code == 2
+    assert "--port" in err
 
 
 class Serve:
