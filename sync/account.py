@@ -204,7 +204,7 @@ class AccountSync:
             if report.error:
                 m.errors.labels("pass").inc()
             if report.complete:
-                m.success[self.account.id] = time.time() - report.duration_s
+                m.success[self.account.id] = (self.account.name, time.time() - report.duration_s)
         try:
             if report.complete:
                 if report.kind == "full":

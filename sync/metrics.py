@@ -1,14 +1,18 @@
 """The sync's Prometheus metrics, registered on the registry the app gives it.
 
-Lag is the age of the oldest account copy this replica keeps, from the start
-of its last complete pass.
+Lag is per account, and only for accounts this replica syncs (one with no CRM
+has none): the age of the account's copy, from the start of its last complete
+pass. Accounts are few and named by the operator, so the label is bounded.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["SyncMetrics"]
 
@@ -31,14 +35,25 @@ class SyncMetrics:
             "mango_router_sync_errors", "Sync problems: a record refused, or a pass failed.",
             ["kind"], registry=r,
         )
-        self.success: dict[int, float] = {}  # account id -> wall time its copy is from
-        lag = Gauge(
-            "mango_router_sync_lag_seconds",
-            "Age of the oldest CRM copy this replica syncs (0 when it syncs none).", registry=r,
-        )
-        lag.set_function(self._lag)
+        # account id -> (its name, the wall time its copy is from)
+        self.success: dict[int, tuple[str, float]] = {}
+        registry.register(_Lag(self.success))
 
-    def _lag(self) -> float:
-        if not self.success:
-            return 0.0
-        return max(0.0, time.time() - min(self.success.values()))
+    def forget(self, account_id: int) -> None:
+        """The account is gone, or has no CRM any more: no lag to show."""
+        self.success.pop(account_id, None)
+
+
+class _Lag(Collector):
+    def __init__(self, success: dict[int, tuple[str, float]]) -> None:
+        self._success = success
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "mango_router_sync_lag_seconds",
+            "Age of each synced account's CRM copy (from the start of its last complete pass).",
+            labels=["account"])
+        now = time.time()
+        for account, since in sorted(self._success.values()):
+            lag.add_metric([account], max(0.0, now - since))
+        yield lag

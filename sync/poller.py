@@ -102,6 +102,8 @@ class SyncService:
                             self._account_loop(account_id), name=f"sync-{account_id}")
                 for account_id in set(self._tasks) - wanted:
                     await _stop(self._tasks.pop(account_id))
+                    if self._metrics is not None:
+                        self._metrics.forget(account_id)
                 await asyncio.sleep(_SUPERVISE_S)
         finally:
             for task in self._tasks.values():

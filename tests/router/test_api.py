@@ -208,3 +208,8 @@ async def test_concurrent_settings_puts_of_different_keys_both_stay(
         await con.close()
     saved = Settings.from_stored(orjson.loads(stored))
     assert (saved.dry_run, saved.source_line) == (True, True)
+
+
+async def test_an_account_with_no_crm_shows_no_sync_lag(service: Service) -> None:
+    metrics = await (await service.client.get("/metrics")).text()
+    assert "mango_router_sync_lag_seconds{" not in metrics
