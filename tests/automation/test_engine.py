@@ -412,3 +412,20 @@ async def test_metrics_count_actions_by_kind_and_outcome_and_show_the_outbox_per
     assert 'mango_router_crm_actions_total{kind="create_client",outcome="uncertain"} 1.0' in text
     assert 'mango_router_crm_actions_total{kind="record_call",outcome="done"} 1.0' in text
     assert 'mango_router_outbox_oldest_seconds{account="default"} 0.0' in text
+
+
+async def test_the_legs_of_one_call_on_two_replicas_are_planned_as_one_call(
+    crm_factory: CrmFactory,
+) -> None:
+    a, b = await crm_factory(), await crm_factory()
+    await a.settings(accepted_incoming="client", update_responsible_on_transfer=True)
+    w = EntryWriter("split")
+    calls.answered(w, NEW, LINE, [a.ext(0), a.ext(1)], transfers=1)
+    for n, event in enumerate(w.events):  # every other event to the other replica
+        await (a if n % 2 else b).play([event])
+    actions = await a.settled("split", 3)
+    assert [(x["action"], x["state"]) for x in actions] == [
+        ("create_client", "done"), ("set_responsible", "done"), ("record_call", "done")]
+    [client] = created(a)
+    assert client.responsibles == [(CT_EMPLOYEE, a.employee(1))]
+    assert a.mp.call_infos["split"]["toUser"]["id"] == a.employee(1)
