@@ -11,6 +11,7 @@ caller's next call to its responsible.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import asyncpg
 from lookup.accounts import Account
 from lookup.importer import ClientRecord, replace_responsibles, write_clients
 from lookup.outbox import ActionRow
+from lookup.programs import state_types
 from mango.recording import recording_link
 from megaplan import mapping as mp
 from megaplan.client import MegaplanClient
@@ -40,13 +42,14 @@ class DependencyFailed(Exception):
 class ActionApplier:
     """Applies actions of one account through its CRM client; returns (crm id, note)."""
 
-    __slots__ = ("_account", "_crm", "_line_field", "_pool")
+    __slots__ = ("_account", "_crm", "_deal_locks", "_line_field", "_pool")
 
     def __init__(self, crm: MegaplanClient, pool: asyncpg.Pool, account: Account) -> None:
         self._crm = crm
         self._pool = pool
         self._account = account
         self._line_field: str | bool | None = False  # False: not looked up yet
+        self._deal_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def account(self) -> Account:
@@ -80,7 +83,9 @@ class ActionApplier:
         if row.uncertain:
             digits = str(p["phone_key"])
             for found in await self._crm.find_contractors_by_phone(digits):
-                if any(_digits(phone).endswith(digits[-10:]) for phone in found.phones):
+                if not found.dropped and str(p["responsible_id"]) in {
+                        r.id for r in found.responsibles} and any(
+                        _digits(phone).endswith(digits[-10:]) for phone in found.phones):
                     await self._remember(found.id, p)
                     return found.id, "made by an earlier attempt"
         extra = None
@@ -112,20 +117,46 @@ class ActionApplier:
         return self._line_field if isinstance(self._line_field, str) else None
 
     async def _create_deal(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
+        # one client's deals one at a time: "if none is open" must see the one just made
+        lock = self._deal_locks.setdefault(client_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._create_deal_alone(row, client_id)
+        finally:
+            if not lock.locked():
+                self._deal_locks.pop(client_id, None)
+
+    async def _create_deal_alone(self, row: ActionRow, client_id: str
+                                 ) -> tuple[str | None, str | None]:
         p = row.payload
         if p.get("only_if_none_open") or row.uncertain:
             deals = await self._crm.client_deals(client_id)
             if row.uncertain:
                 made = next((d for d in deals if d.name == p["name"]
-                             and d.program_id == p["program_id"]), None)
+                             and d.program_id == p["program_id"]
+                             and d.manager_id in (None, p["manager_id"])), None)
                 if made is not None:
                     return made.id, "made by an earlier attempt"
-            if p.get("only_if_none_open") and any(d.is_open for d in deals):
+            if p.get("only_if_none_open") and await self._any_open(deals):
                 return None, "the client has an open deal"
         deal = await self._crm.create_deal(
             program_id=p["program_id"], state_id=p.get("state_id"), contractor_id=client_id,
             manager_id=p["manager_id"], name=p["name"])
         return deal.id, None
+
+    async def _any_open(self, deals: list[mp.Deal]) -> bool:
+        """A deal is open while its state's type is active; the copy's programs tell the
+        type when the CRM's answer does not carry it."""
+        types: dict[tuple[str, str], str] | None = None
+        for d in deals:
+            if d.is_open is None:
+                if types is None:
+                    types = await state_types(self._pool, self._account.id)
+                if types.get((d.program_id or "", d.state_id or ""), "active") == "active":
+                    return True
+            elif d.is_open:
+                return True
+        return False
 
     async def _record_call(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
         p = row.payload

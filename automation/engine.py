@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Protocol
@@ -29,12 +30,12 @@ import asyncpg
 
 from automation.call_model import SILENCE, CallModel, JournalEvent, build_call
 from automation.metrics import AutomationMetrics
-from automation.rules import CREATE_CLIENT, Party, Plan, plan_call
+from automation.rules import CREATE_CLIENT, RECORD_CALL, Party, Plan, plan_call
 from cache.index import IndexRegistry
 from lookup.accounts import Account
 from lookup.conn import Conn
 from lookup.employees import active_extensions
-from lookup.journal import entry_events
+from lookup.journal import entry_events, recent_entries
 from lookup.outbox import (
     NewAction,
     entries_creating_clients,
@@ -47,6 +48,7 @@ from lookup.outbox import (
 from lookup.phones import phone_key
 from lookup.sql_lookup import decide_sql
 from mango.events import CallEvent
+from sync.account import megaplan_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ GRACE_S = 60.0  # an ended call is remembered this long (late events plan nothin
 _SWEEP_S = 5.0
 _BATCH_WAIT_S = 0.05  # events that come together are planned together
 _RETRY_S = 1.0
+_DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def plans_now(kind: str, call: CallEvent | None = None) -> bool:
@@ -100,7 +103,8 @@ class CallAutomation:
         self._metrics = metrics
         self._silence = silence
         self._clock = clock
-        self._live: dict[tuple[int, str], _Live] = {}
+        # in the order last seen: the sweep reads only the idle end
+        self._live: OrderedDict[tuple[int, str], _Live] = OrderedDict()
         self._queue: set[tuple[int, str]] = set()
         self._wake = asyncio.Event()
 
@@ -114,11 +118,15 @@ class CallAutomation:
             self._live[key] = _Live(time.monotonic())
         else:
             live.last_seen = time.monotonic()
+            self._live.move_to_end(key)
         if plan_now:
             self._queue.add(key)
             self._wake.set()
 
     async def run(self) -> None:
+        """Plan what is queued, sweep the silent calls; first, take up what a previous run
+        of the service may have left (the queue lives in memory)."""
+        await self._recover()
         next_sweep = time.monotonic() + _SWEEP_S
         while True:
             with suppress(TimeoutError):
@@ -136,16 +144,33 @@ class CallAutomation:
         while self._queue:
             await self._plan_queued()
 
+    async def _recover(self) -> None:
+        """Calls of the last minutes, as the journal has them: the ended ones are planned
+        again (nothing new if they were), the others are followed until they end."""
+        try:
+            recent = await recent_entries(self._pool, within_s=self._silence + GRACE_S)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
+            return
+        wall, mono = self._clock(), time.monotonic()
+        for account_id, entry_id, last_at, ended in recent:
+            key = (account_id, entry_id)
+            if key not in self._live:
+                self._live[key] = _Live(mono - max(0.0, wall - last_at))
+            if ended:
+                self._queue.add(key)
+        self._live = OrderedDict(sorted(self._live.items(), key=lambda kv: kv[1].last_seen))
+
     def _sweep(self) -> None:
         now = time.monotonic()
         for key, live in list(self._live.items()):
             idle = now - live.last_seen
-            if live.ended and idle >= GRACE_S:
-                del self._live[key]
-            elif not live.ended and idle >= self._silence:
+            if idle < GRACE_S:
+                break  # the rest were seen later still
+            if live.ended or idle >= self._silence + GRACE_S:
+                del self._live[key]  # a call that never ends is bounded all the same
+            elif idle >= self._silence:
                 self._queue.add(key)  # planned as ended: is_final sees the silence too
-            if idle >= self._silence + GRACE_S:
-                self._live.pop(key, None)  # never ends? bounded all the same
         if self._metrics is not None:
             self._metrics.live_calls.set(len(self._live))
 
@@ -156,16 +181,19 @@ class CallAutomation:
             by_account.setdefault(account_id, []).append(entry_id)
         for account_id, entries in by_account.items():
             account = self._accounts.by_id(account_id)
-            if account is None:
-                continue
+            if account is None or megaplan_credentials(account) is None:
+                continue  # no CRM: nothing will ever apply what would be planned
             try:
                 ended = await plan_entries(self._pool, account, entries, now=self._clock(),
                                            silence=self._silence, indexes=self._indexes,
                                            metrics=self._metrics)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except BaseException as exc:
+                self._queue.update((account_id, e) for e in entries)  # planned again later
+                if not isinstance(exc, Exception):
+                    raise
                 logger.warning("automation: cannot plan now; will retry",
+                               exc_info=not isinstance(exc, _DATABASE_ERRORS),
                                extra={"account": account.name, "error": repr(exc)})
-                self._queue.update((account_id, e) for e in entries)
                 await asyncio.sleep(_RETRY_S)
                 continue
             for entry_id in ended:
@@ -181,7 +209,8 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
     """Plan these calls from the journal; the ones that have ended.
 
     Calls of clients the index knows (most of them) are stored together in one
-    statement; a number no client has is planned alone, under its lock.
+    statement; a number no client has is planned alone, under its lock. A call
+    that cannot be planned (an event the rules cannot read) is logged and left.
     """
     ended: list[str] = []
     index = indexes.get(account.id) if indexes is not None else None
@@ -194,27 +223,41 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
         for entry_id, events in journal.items():
             if not events:
                 continue
-            call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
-                                           received_at=e.received_at) for e in events)
-            final = call.is_final(now, silence)
+            final = False
+            try:
+                call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
+                                               received_at=e.received_at) for e in events)
+                final = call.is_final(now, silence)
+                key = (phone_key(call.number, settings.default_region)
+                       if call.direction in ("in", "out") and call.number else None)
+                if key is None:
+                    if final:
+                        ended.append(entry_id)
+                    continue
+                known = index.decide_key(key) if index is not None else None
+                if entry_id not in creating and known is not None \
+                        and known.client_id is not None:
+                    party = Party(client_id=known.client_id, responsible_id=known.employee_id)
+                    plans = plan_call(call, settings, party, employees, phone_key=key,
+                                      final=final)
+                    if any(p.follows_record for p in plans):  # waits on its first record
+                        async with con.transaction():
+                            await _store(con, account, entry_id, key, party, plans, metrics)
+                    else:
+                        known_plans.extend(
+                            NewAction(entry_id=entry_id, action=p.action, subject=p.subject,
+                                      payload=p.payload, dry_run=settings.dry_run)
+                            for p in plans)
+                else:
+                    await _plan_new(con, account, call, key, employees, final, metrics,
+                                    created=creating.get(entry_id, _NOT_CREATING))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                raise
+            except Exception:
+                logger.exception("automation: a call could not be planned",
+                                 extra={"account": account.name, "entry_id": entry_id})
             if final:
                 ended.append(entry_id)
-            if call.direction not in ("in", "out") or not call.number:
-                continue
-            key = phone_key(call.number, settings.default_region)
-            if key is None:
-                continue
-            known = index.decide_key(key) if index is not None else None
-            if entry_id not in creating and known is not None and known.client_id is not None:
-                party = Party(client_id=known.client_id, responsible_id=known.employee_id)
-                known_plans.extend(
-                    NewAction(entry_id=entry_id, action=p.action, subject=p.subject,
-                              payload=p.payload, dry_run=settings.dry_run)
-                    for p in plan_call(call, settings, party, employees, phone_key=key,
-                                       final=final))
-            else:
-                await _plan_new(con, account, call, key, employees, final, metrics,
-                                creates_client=entry_id in creating)
         if known_plans:
             for action in await plan_many(con, account.id, known_plans):
                 if metrics is not None:
@@ -222,21 +265,26 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
     return ended
 
 
+_NOT_CREATING = "\x00"  # marks a call that planned no client of its own
+
+
 async def _plan_new(con: Conn, account: Account, call: CallModel, key: int,
                     employees: dict[str, str], final: bool, metrics: AutomationMetrics | None,
-                    *, creates_client: bool) -> None:
+                    *, created: str | None) -> None:
     """A number the index does not know: decided under its lock, from the database."""
     async with con.transaction():
-        if creates_client:  # the number was new when this call began: this call's client
-            party = Party()
+        if created != _NOT_CREATING:  # the number was new when this call began: its client
+            party = Party(created_responsible=created)
         else:
             await lock_number(con, account.id, key)
             decision = await decide_sql(con, account.id, key)
+            pending = None if decision.client_id is not None else await new_number_action(
+                con, account.id, key)
             if decision.client_id is not None:
                 party = Party(client_id=decision.client_id, responsible_id=decision.employee_id)
-            elif (pending := await new_number_action(con, account.id, key)) is not None:
+            elif pending is not None and pending[1] != call.entry_id:
                 party = Party(pending_action=pending[0],
-                              pending_responsible=pending[1].get("responsible_id"))
+                              pending_responsible=pending[2].get("responsible_id"))
             else:
                 party = Party()
         plans = plan_call(call, account.settings, party, employees, phone_key=key, final=final)
@@ -247,15 +295,22 @@ async def _store(con: Conn, account: Account, entry_id: str, key: int, party: Pa
                  plans: Iterable[Plan], metrics: AutomationMetrics | None) -> None:
     dry_run = account.settings.dry_run
     created: int | None = None
+    recorded: int | None = None
     for p in plans:
-        depends_on = created if p.client == "new" else (
-            party.pending_action if p.client == "pending" else None)
+        if p.follows_record:
+            depends_on = recorded
+        elif p.client == "new":
+            depends_on = created
+        else:
+            depends_on = party.pending_action if p.client == "pending" else None
         action_id, new = await plan(con, account.id, NewAction(
             entry_id=entry_id, action=p.action, subject=p.subject, payload=p.payload,
             depends_on=depends_on, dry_run=dry_run))
         if p.action == CREATE_CLIENT:
             created = action_id
-            if not dry_run:  # a dry run makes no client for the number's next calls to wait on
+            if new and not dry_run:  # a dry run makes no client for later calls to wait on
                 await remember_new_number(con, account.id, key, action_id)
+        elif p.action == RECORD_CALL and not p.follows_record:
+            recorded = action_id
         if new and metrics is not None:
             metrics.planned.labels(p.action).inc()

@@ -47,6 +47,10 @@ _SUPERVISE_S = 1.0
 _LOCK_RETRY_S = 2.0
 _IDLE_S = 1.0  # due retries are looked for at least this often
 _LEASE_S = 600.0  # a claimed action comes back after this if its worker vanished
+# A new holder of the lock takes back claims at least this old: a worker that lost its
+# lock has given up its requests by then (their timeout, the rate limiter's queue).
+_LEASE_HELD_S = 120.0
+_LOCK_CHECK_S = 5.0
 _BACKOFF_BASE_S = 1.0
 _BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
 _PERMANENT = frozenset({400, 403, 404, 409, 422})
@@ -142,7 +146,7 @@ class OutboxWorker:
                 wake.set()
 
         await lock.add_listener("mango_outbox", notified)
-        await release_leases(lock, account_id)
+        await release_leases(lock, account_id, older_than_s=_LEASE_HELD_S)
         account = self._account(account_id)
         assert account is not None
         credentials = megaplan_credentials(account)
@@ -163,9 +167,16 @@ class OutboxWorker:
                     with suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), _IDLE_S)
                     wake.clear()
-                    await lock.fetchval("SELECT 1")  # the lock lives as long as this connection
+                    # the lock lives as long as this connection: a dead one ends the work
+                    await lock.fetchval("SELECT 1", timeout=_LOCK_CHECK_S)
                     continue
-                await asyncio.gather(*(self._one(applier, row, limit) for row in rows))
+                try:  # a failure cancels the rest: their creates are looked for next time
+                    async with asyncio.TaskGroup() as group:
+                        for row in rows:
+                            group.create_task(self._one(applier, row, limit))
+                except ExceptionGroup as failed:
+                    raise failed.exceptions[0] from failed
+                await lock.fetchval("SELECT 1", timeout=_LOCK_CHECK_S)
 
     async def _one(self, applier: ActionApplier, row: ActionRow,
                    limit: asyncio.Semaphore) -> None:
@@ -177,8 +188,10 @@ class OutboxWorker:
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:
             crm_id, note = await applier.apply(row)
-        except DependencyFailed as exc:
-            await self._fail(row, str(exc))
+        except (DependencyFailed, ValueError, KeyError, TypeError) as exc:
+            # nothing to act on, or a planned payload the CRM call cannot be made from:
+            # trying again would not help
+            await self._fail(row, _describe(exc))
             return "failed"
         except MegaplanUncertainError as exc:
             await self._later(row, exc, uncertain=True)

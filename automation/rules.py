@@ -56,6 +56,9 @@ class Party:
     responsible_id: str | None = None  # that client's first active employee responsible
     pending_action: int | None = None  # no client yet; another call's create_client makes it
     pending_responsible: str | None = None  # the responsible that creation gives it
+    # this call made the number's client (it was new when the call began), giving it
+    # this responsible; the call keeps treating the number as new
+    created_responsible: str | None = None
 
     @property
     def is_new(self) -> bool:
@@ -70,6 +73,7 @@ class Plan:
     # whose client: a known one (payload["client_id"]), the one this call's
     # create_client makes, or the one another call's creation makes
     client: ClientRef = "known"
+    follows_record: bool = False  # posted after the call's first record (a recording)
 
 
 def plan_call(call: CallModel, settings: Settings, party: Party, employees: Mapping[str, str],
@@ -110,11 +114,12 @@ def _incoming(call: CallModel, settings: Settings, party: Party, employees: Mapp
         plans = [_create(call, settings, phone_key, answerer, "in")]
         if settings.accepted_incoming == "client_and_deal":
             plans.append(_deal(call, settings.accepted_deal, answerer, "new", settings))
-        last = employees.get(call.last_handled or "")
-        if (final and settings.update_responsible_on_transfer and last is not None
-                and last != answerer):
-            plans.append(Plan(action=SET_RESPONSIBLE, payload={"responsible_id": last},
-                              client="new"))
+        if final:  # the responsible the setting asks for, if the client was made another way
+            last = employees.get(call.last_handled or "")
+            wanted = last if settings.update_responsible_on_transfer and last else answerer
+            if wanted != (party.created_responsible or answerer):
+                plans.append(Plan(action=SET_RESPONSIBLE, payload={"responsible_id": wanted},
+                                  client="new"))
         return plans
     if not final or settings.missed_incoming == "nothing":
         return None
@@ -191,10 +196,13 @@ def _record(call: CallModel, party: Party, employees: Mapping[str, str], *,
         "time_from": started, "time_to": call.ended_at or started,
         "recordings": list(call.recordings),
     }
-    # One post per set of recordings: a recording that comes after the call was
-    # recorded posts it again, with its link (the CRM keeps one call per providerId).
-    subject = "recordings:" + ",".join(call.recordings) if call.recordings else ""
-    return [Plan(action=RECORD_CALL, payload=payload, client=client, subject=subject)]
+    plans = [Plan(action=RECORD_CALL, payload=payload, client=client)]
+    if call.recordings:  # posted again with the links, after the first post (one call per
+        # providerId in the CRM: the later post must not be overtaken by the earlier one)
+        plans.append(Plan(action=RECORD_CALL, payload=payload, client=client,
+                          subject="recordings:" + ",".join(call.recordings),
+                          follows_record=True))
+    return plans
 
 
 def _ref(party: Party) -> ClientRef:
@@ -206,7 +214,10 @@ def _local(unix: int | None, timezone: str) -> datetime:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("Europe/Moscow")
-    when = datetime.fromtimestamp(unix, UTC) if unix else datetime.now(UTC)
+    try:
+        when = datetime.fromtimestamp(unix, UTC) if unix else datetime.now(UTC)
+    except (ValueError, OverflowError, OSError):  # not Unix seconds (milliseconds?): now
+        when = datetime.now(UTC)
     return when.astimezone(zone)
 
 

@@ -17,7 +17,8 @@ import orjson
 
 from lookup.conn import Conn
 
-__all__ = ["JournalEntry", "JournaledEvent", "entries_since", "entry_events", "write_journal"]
+__all__ = ["JournalEntry", "JournaledEvent", "entries_since", "entry_events", "recent_entries",
+           "write_journal"]
 
 _STATEMENT_WAIT = 10.0  # cancelled past this and retried: the journal drops repeats
 
@@ -86,3 +87,16 @@ async def entries_since(con: Conn | asyncpg.Pool, account_id: int, since: dateti
            GROUP BY entry_id HAVING min(received_at) >= $2
            ORDER BY min(received_at)""", account_id, since)
     return [r["entry_id"] for r in rows]
+
+
+async def recent_entries(con: Conn | asyncpg.Pool, *, within_s: float
+                         ) -> list[tuple[int, str, float, bool]]:
+    """Calls with a notification in the last ``within_s`` seconds, every account:
+    (account id, entry, when the last came in Unix seconds, whether it has ended)."""
+    rows = await con.fetch(
+        """SELECT account_id, entry_id, extract(epoch FROM max(received_at))::float8 AS last,
+                  bool_or(kind = 'summary') AS ended
+           FROM call_events
+           WHERE received_at > now() - $1 * interval '1 second' AND entry_id IS NOT NULL
+           GROUP BY account_id, entry_id""", within_s)
+    return [(r["account_id"], r["entry_id"], r["last"], r["ended"]) for r in rows]

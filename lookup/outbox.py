@@ -106,13 +106,14 @@ async def plan_many(con: Conn, account_id: int, actions: Sequence[NewAction]) ->
 
 
 async def entries_creating_clients(con: Conn, account_id: int, entries: Sequence[str]
-                                   ) -> set[str]:
-    """Which of these calls planned a client of their own (their number was new then)."""
+                                   ) -> dict[str, str | None]:
+    """Which of these calls planned a client of their own (their number was new then),
+    with the responsible it was planned with."""
     rows = await con.fetch(
-        """SELECT entry_id FROM crm_actions
+        """SELECT entry_id, payload->>'responsible_id' AS responsible FROM crm_actions
            WHERE account_id = $1 AND entry_id = ANY($2::text[]) AND action = 'create_client'""",
         account_id, list(entries))
-    return {r["entry_id"] for r in rows}
+    return {r["entry_id"]: r["responsible"] for r in rows}
 
 
 async def lock_number(con: Conn, account_id: int, phone_key: int) -> None:
@@ -122,13 +123,16 @@ async def lock_number(con: Conn, account_id: int, phone_key: int) -> None:
 
 
 async def new_number_action(con: Conn, account_id: int, phone_key: int
-                            ) -> tuple[int, dict[str, Any]] | None:
-    """The create_client action planned for a number no client has yet, if any."""
+                            ) -> tuple[int, str, dict[str, Any]] | None:
+    """The create_client still to be applied for a number no client has: (its id, its
+    call, its payload). One that is done has put its client in the copy, where routing
+    and planning find it; one that failed makes no client to wait for."""
     row = await con.fetchrow(
-        """SELECT a.id, a.payload FROM crm_new_numbers n JOIN crm_actions a ON a.id = n.action_id
-           WHERE n.account_id = $1 AND n.phone_key = $2 AND a.state IN ('pending', 'done')""",
+        """SELECT a.id, a.entry_id, a.payload FROM crm_new_numbers n
+           JOIN crm_actions a ON a.id = n.action_id
+           WHERE n.account_id = $1 AND n.phone_key = $2 AND a.state = 'pending'""",
         account_id, phone_key)
-    return None if row is None else (row["id"], orjson.loads(row["payload"]))
+    return None if row is None else (row["id"], row["entry_id"], orjson.loads(row["payload"]))
 
 
 async def number_created(con: Conn, account_id: int, phone_key: int
@@ -163,7 +167,11 @@ async def claim_due(con: Conn, account_id: int, *, limit: int, lease_s: float
                LIMIT $2
                FOR UPDATE OF c SKIP LOCKED)
            UPDATE crm_actions a
-           SET due_at = now() + $3 * interval '1 second', attempts = a.attempts + 1
+           SET due_at = now() + $3 * interval '1 second', attempts = a.attempts + 1,
+               leased_at = now(),
+               -- a create claimed before may have landed, whatever became of its worker
+               uncertain = a.uncertain OR (a.attempts > 0
+                                           AND a.action IN ('create_client', 'create_deal'))
            FROM due WHERE a.id = due.id
            RETURNING a.id, a.account_id, a.entry_id, a.action, a.subject, a.payload, a.attempts,
                      a.uncertain, a.depends_on, due.dep_state, due.dep_crm_id""",
@@ -176,18 +184,20 @@ async def claim_due(con: Conn, account_id: int, *, limit: int, lease_s: float
             for r in sorted(rows, key=lambda r: r["id"])]
 
 
-async def release_leases(con: Conn, account_id: int) -> None:
-    """A new worker holds the account's lock: no claim of an earlier one is alive."""
+async def release_leases(con: Conn, account_id: int, *, older_than_s: float) -> None:
+    """A new worker holds the account's lock: claims of an earlier one made at least
+    ``older_than_s`` ago are given back (backoffs stay as they are)."""
     await con.execute(
-        """UPDATE crm_actions SET due_at = now()
-           WHERE account_id = $1 AND state = 'pending' AND due_at > now()""", account_id)
+        """UPDATE crm_actions SET due_at = now(), leased_at = NULL
+           WHERE account_id = $1 AND state = 'pending'
+             AND leased_at < now() - $2 * interval '1 second'""", account_id, older_than_s)
 
 
 async def complete(con: Conn, action_id: int, *, crm_id: str | None,
                    note: str | None = None) -> None:
     await con.execute(
         """UPDATE crm_actions SET state = 'done', crm_id = $2, note = $3, last_error = NULL,
-                                  done_at = now()
+                                  done_at = now(), leased_at = NULL
            WHERE id = $1 AND state = 'pending'""", action_id, crm_id, note)
 
 
@@ -195,14 +205,15 @@ async def retry_later(con: Conn, action_id: int, *, error: str, delay_s: float,
                       uncertain: bool) -> None:
     await con.execute(
         """UPDATE crm_actions SET due_at = now() + $3 * interval '1 second', last_error = $2,
-                                  uncertain = uncertain OR $4
+                                  uncertain = uncertain OR $4, leased_at = NULL
            WHERE id = $1 AND state = 'pending'""", action_id, error[:1000], delay_s, uncertain)
 
 
 async def fail(con: Conn, action_id: int, *, error: str) -> None:
     """Given up for good (the CRM refused it as it is): retrying would not help."""
     await con.execute(
-        """UPDATE crm_actions SET state = 'failed', last_error = $2, done_at = now()
+        """UPDATE crm_actions SET state = 'failed', last_error = $2, done_at = now(),
+                                  leased_at = NULL
            WHERE id = $1 AND state = 'pending'""", action_id, error[:1000])
 
 

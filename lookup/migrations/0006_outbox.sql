@@ -13,6 +13,7 @@ CREATE TABLE crm_actions (
                     CHECK (state IN ('pending', 'done', 'failed', 'dry_run')),
     attempts        int NOT NULL DEFAULT 0,
     uncertain       boolean NOT NULL DEFAULT false,  -- an attempt may have landed: look first
+    leased_at       timestamptz,          -- claimed by a worker then, not yet settled
     last_error      text,
     crm_id          text,                 -- what it made or found in the CRM
     note            text,                 -- e.g. why nothing needed doing
@@ -32,6 +33,7 @@ CREATE TABLE crm_new_numbers (
     action_id       bigint NOT NULL REFERENCES crm_actions ON DELETE CASCADE,
     PRIMARY KEY (account_id, phone_key)
 );
+CREATE INDEX crm_new_numbers_by_action ON crm_new_numbers (action_id);
 
 -- A planned action wakes the outbox's worker on every replica.
 CREATE FUNCTION crm_actions_planned() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -45,3 +47,6 @@ END $$;
 
 CREATE TRIGGER crm_actions_ins AFTER INSERT ON crm_actions REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION crm_actions_planned();
+
+-- A starting replica takes up the calls of the last minutes (automation.engine).
+CREATE INDEX call_events_by_time ON call_events (received_at);

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
+import orjson
 import pytest
 
 from automation.call_model import JournalEvent
@@ -429,3 +431,64 @@ async def test_the_legs_of_one_call_on_two_replicas_are_planned_as_one_call(
     [client] = created(a)
     assert client.responsibles == [(CT_EMPLOYEE, a.employee(1))]
     assert a.mp.call_infos["split"]["toUser"]["id"] == a.employee(1)
+
+
+async def test_an_account_without_a_crm_plans_nothing(service_factory: Any, dsn: str) -> None:
+    from tests.conftest import load_records
+    from tests.router.data import ALL, ROUTED
+
+    await load_records(dsn, ALL)
+    svc = await service_factory()
+    w = EntryWriter("no-crm")
+    calls.answered(w, ROUTED, LINE, ["101"])
+    for e in w.events:
+        path = {"call": "events/call", "summary": "events/summary"}[e.kind]
+        assert (await svc.event(path, dict(e.payload)))[0] == 200
+    await asyncio.sleep(0.5)
+    con = await asyncpg.connect(dsn)
+    try:
+        assert await con.fetchval("SELECT count(*) FROM crm_actions") == 0
+    finally:
+        await con.close()
+
+
+async def test_a_call_the_rules_cannot_read_does_not_stop_the_others(crm: Crm) -> None:
+    await crm.settings(accepted_incoming="client")
+    w = EntryWriter("poison", start=1_700_000_000_000)  # milliseconds, not seconds
+    calls.answered(w, NEW, LINE, [crm.ext(0)])
+    await crm.play(w.events)
+    good = EntryWriter("after-poison")
+    calls.answered(good, "79990009988", LINE, [crm.ext(1)])
+    await crm.play(good.events)
+    await crm.settled("after-poison", 2)
+    assert len(created(crm)) == 2  # the odd times were read as now
+
+
+async def test_deal_if_none_open_makes_one_deal_for_two_calls_at_once(crm: Crm) -> None:
+    _client_id, phone = known_client(crm)
+    await crm.settings(repeat_calls="deal_if_none_open", accepted_deal=DEAL,
+                       missed_deal=MISSED_DEAL)
+    writers = [EntryWriter(f"twin-{n}") for n in range(2)]
+    for w in writers:
+        calls.answered(w, phone, LINE, [crm.ext(0)])
+    await asyncio.gather(*(crm.play(w.events) for w in writers))
+    for w in writers:
+        await crm.settled(w.entry_id, 2)
+    assert len(deals(crm)) == 1
+
+
+async def test_a_starting_replica_plans_the_calls_that_ended_while_none_ran(
+    crm: Crm, crm_factory: CrmFactory,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    w = EntryWriter("while-down")
+    calls.answered(w, NEW, LINE, [crm.ext(0)])
+    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    for e in w.events:  # journaled, but no replica heard of it (it crashed at once)
+        await crm.db.execute(
+            """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key)
+               VALUES ($1, $2, $3, $4::jsonb, md5($4::text))""",
+            account_id, e.kind, w.entry_id, orjson.dumps(e.payload).decode())
+    await crm_factory()  # another replica starts
+    actions = await crm.settled("while-down", 2)
+    assert [a["action"] for a in actions] == ["create_client", "record_call"]

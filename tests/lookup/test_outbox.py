@@ -1,0 +1,72 @@
+"""The outbox table's claims against the real database: leases, dependencies, re-claims."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from lookup.accounts import upsert_default_account
+from lookup.outbox import NewAction, claim_due, complete, plan, release_leases, retry_later
+
+
+async def _account(db: asyncpg.Connection) -> int:
+    return await upsert_default_account(db, mango_api_key="k", mango_api_salt="s",
+                                        mango_api_url="http://127.0.0.1:1/vpbx/",
+                                        megaplan=(None, None, None))
+
+
+async def test_planning_an_action_twice_stores_it_once(db: asyncpg.Connection) -> None:
+    account = await _account(db)
+    first = await plan(db, account, NewAction(entry_id="e", action="record_call", payload={}))
+    again = await plan(db, account, NewAction(entry_id="e", action="record_call", payload={}))
+    assert first == (first[0], True)
+    assert again == (first[0], False)
+
+
+async def test_a_claimed_action_is_not_claimed_again_until_its_lease_is_given_back(
+    db: asyncpg.Connection,
+) -> None:
+    account = await _account(db)
+    await plan(db, account, NewAction(entry_id="e", action="record_call", payload={}))
+    assert len(await claim_due(db, account, limit=10, lease_s=600)) == 1
+    assert await claim_due(db, account, limit=10, lease_s=600) == []
+    await release_leases(db, account, older_than_s=60)  # claimed just now: kept
+    assert await claim_due(db, account, limit=10, lease_s=600) == []
+    await release_leases(db, account, older_than_s=0)
+    assert len(await claim_due(db, account, limit=10, lease_s=600)) == 1
+
+
+async def test_a_create_claimed_again_is_uncertain_whatever_became_of_its_worker(
+    db: asyncpg.Connection,
+) -> None:
+    account = await _account(db)
+    await plan(db, account, NewAction(entry_id="e", action="create_client", payload={}))
+    await plan(db, account, NewAction(entry_id="e", action="record_call", payload={}))
+    first = {r.action: r for r in await claim_due(db, account, limit=10, lease_s=600)}
+    assert not first["create_client"].uncertain
+    await release_leases(db, account, older_than_s=0)  # its worker vanished mid-request
+    again = {r.action: r for r in await claim_due(db, account, limit=10, lease_s=600)}
+    assert again["create_client"].uncertain  # it may have landed: look before creating
+    assert not again["record_call"].uncertain  # safe to repeat anyway
+
+
+async def test_a_backoff_is_kept_when_a_new_worker_takes_over(db: asyncpg.Connection) -> None:
+    account = await _account(db)
+    await plan(db, account, NewAction(entry_id="e", action="record_call", payload={}))
+    [row] = await claim_due(db, account, limit=10, lease_s=600)
+    await retry_later(db, row.id, error="down", delay_s=30, uncertain=False)
+    await release_leases(db, account, older_than_s=0)
+    assert await claim_due(db, account, limit=10, lease_s=600) == []
+
+
+async def test_an_action_waits_for_the_one_that_makes_its_client(db: asyncpg.Connection) -> None:
+    account = await _account(db)
+    create, _ = await plan(db, account, NewAction(entry_id="e", action="create_client",
+                                                  payload={}))
+    await plan(db, account, NewAction(entry_id="e", action="create_deal", payload={},
+                                      depends_on=create))
+    assert [r.action for r in await claim_due(db, account, limit=10, lease_s=600)] == [
+        "create_client"]
+    await complete(db, create, crm_id="42")
+    [deal] = await claim_due(db, account, limit=10, lease_s=600)
+    assert (deal.action, deal.dependency_state, deal.dependency_crm_id) == (
+        "create_deal", "done", "42")
