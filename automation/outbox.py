@@ -24,6 +24,7 @@ import asyncpg
 
 from automation.actions import ActionApplier, DependencyFailed
 from automation.metrics import AutomationMetrics
+from lookup.account_lock import supervise, while_locked
 from lookup.accounts import Account
 from lookup.outbox import (
     ActionRow,
@@ -73,7 +74,7 @@ class OutboxWorker:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
     __slots__ = ("_accounts", "_concurrency", "_dsn", "_metrics", "_pool", "_rate",
-                 "_request_timeout", "_tasks")
+                 "_request_timeout")
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, accounts: AccountSource, *, rate: float,
                  metrics: AutomationMetrics | None = None, concurrency: int | None = None,
@@ -87,51 +88,24 @@ class OutboxWorker:
         # second to answer each
         self._concurrency = concurrency or max(4, min(256, math.ceil(rate)))
         self._request_timeout = request_timeout
-        self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         metrics = asyncio.create_task(self._measure(), name="outbox-metrics")
         try:
-            while True:
-                wanted = {a.id for a in self._accounts.all() if megaplan_credentials(a)}
-                for account_id in wanted:
-                    task = self._tasks.get(account_id)
-                    if task is not None and task.done() and not task.cancelled() \
-                            and (failure := task.exception()) is not None:
-                        logger.error("outbox: an account loop failed; restarting it",
-                                     exc_info=failure, extra={"account_id": account_id})
-                    if task is None or task.done():
-                        self._tasks[account_id] = asyncio.create_task(
-                            self._account_loop(account_id), name=f"outbox-{account_id}")
-                for account_id in set(self._tasks) - wanted:
-                    await _stop(self._tasks.pop(account_id))
-                await asyncio.sleep(_SUPERVISE_S)
+            await supervise("outbox", self._wanted, self._account_loop, every=_SUPERVISE_S)
         finally:
-            await _stop(metrics)
-            for task in self._tasks.values():
-                await _stop(task)
-            self._tasks.clear()
+            metrics.cancel()
+            with suppress(asyncio.CancelledError):
+                await metrics
+
+    def _wanted(self) -> list[int]:
+        return [a.id for a in self._accounts.all() if megaplan_credentials(a)]
 
     async def _account_loop(self, account_id: int) -> None:
-        while self._account(account_id) is not None:
-            try:
-                con = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("outbox: cannot connect; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(_LOCK_RETRY_S)
-                continue
-            try:
-                if await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS,
-                                      account_id):
-                    await self._work(con, account_id)
-                    return  # the account is gone or has no CRM any more
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("outbox: lost the database; will retry",
-                               extra={"account_id": account_id, "error": repr(exc)})
-            finally:
-                with suppress(Exception):
-                    await con.close(timeout=1)
-            await asyncio.sleep(_LOCK_RETRY_S)
+        await while_locked(self._dsn, "outbox", LOCK_CLASS, account_id,
+                           lambda con: self._work(con, account_id),
+                           wanted=lambda: self._account(account_id) is not None,
+                           retry_s=_LOCK_RETRY_S)
 
     def _account(self, account_id: int) -> Account | None:
         account = self._accounts.by_id(account_id)
@@ -249,9 +223,3 @@ class OutboxWorker:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task

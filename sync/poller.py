@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from lookup.account_lock import supervise, while_locked
 from lookup.accounts import Account
 from mango.client import PbxClient
 from megaplan.credentials import MegaplanCredentials
@@ -71,8 +72,7 @@ class AccountSource(Protocol):
 class SyncService:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
-    __slots__ = ("_accounts", "_dsn", "_metrics", "_options", "_pbx", "_poll_s", "_started",
-                 "_tasks")
+    __slots__ = ("_accounts", "_dsn", "_metrics", "_options", "_pbx", "_poll_s", "_started")
 
     def __init__(self, dsn: str, accounts: AccountSource, pbx: PbxClient, *,
                  options: SyncOptions, poll_seconds: float, metrics: SyncMetrics | None = None
@@ -83,54 +83,24 @@ class SyncService:
         self._options = options
         self._poll_s = poll_seconds
         self._metrics = metrics
-        self._tasks: dict[int, asyncio.Task[None]] = {}
         self._started = datetime.now(UTC)
 
     async def run(self) -> None:
-        try:
-            while True:
-                wanted = {a.id for a in self._accounts.all() if megaplan_credentials(a)}
-                for account_id in wanted:
-                    task = self._tasks.get(account_id)
-                    if task is not None and task.done() and not task.cancelled():
-                        failure = task.exception()
-                        if failure is not None:
-                            logger.error("sync: an account loop failed; restarting it",
-                                         exc_info=failure, extra={"account_id": account_id})
-                    if task is None or task.done():
-                        self._tasks[account_id] = asyncio.create_task(
-                            self._account_loop(account_id), name=f"sync-{account_id}")
-                for account_id in set(self._tasks) - wanted:
-                    await _stop(self._tasks.pop(account_id))
-                    if self._metrics is not None:
-                        self._metrics.forget(account_id)
-                await asyncio.sleep(_SUPERVISE_S)
-        finally:
-            for task in self._tasks.values():
-                await _stop(task)
-            self._tasks.clear()
+        await supervise("sync", self._wanted, self._account_loop, every=_SUPERVISE_S,
+                        stopped=self._metrics.forget if self._metrics is not None else None)
+
+    def _wanted(self) -> list[int]:
+        return [a.id for a in self._accounts.all() if megaplan_credentials(a)]
 
     async def _account_loop(self, account_id: int) -> None:
-        resume: FullPass | None = None
-        while self._account(account_id) is not None:
-            try:
-                con = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("sync: cannot connect; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(_LOCK_RETRY_S)
-                continue
-            try:
-                if await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS,
-                                      account_id):
-                    resume = await self._poll(con, account_id, resume)
-                    return  # the account is gone or has no CRM any more
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("sync: lost the database; will retry",
-                               extra={"account_id": account_id, "error": repr(exc)})
-            finally:
-                with suppress(Exception):
-                    await con.close(timeout=1)
-            await asyncio.sleep(min(self._poll_s, _LOCK_RETRY_S))
+        resume: list[FullPass | None] = [None]  # an interrupted full pass, kept across locks
+
+        async def poll(con: asyncpg.Connection) -> None:
+            resume[0] = await self._poll(con, account_id, resume[0])
+
+        await while_locked(self._dsn, "sync", LOCK_CLASS, account_id, poll,
+                           wanted=lambda: self._account(account_id) is not None,
+                           retry_s=min(self._poll_s, _LOCK_RETRY_S))
 
     def _account(self, account_id: int) -> tuple[Account, MegaplanCredentials] | None:
         account = self._accounts.by_id(account_id)
@@ -170,9 +140,3 @@ class SyncService:
         assert state["watermark"] is not None
         await sync.incremental(state["watermark"])
         return None
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task

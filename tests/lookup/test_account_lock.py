@@ -1,0 +1,60 @@
+"""One replica per account for a job: the advisory lock on a connection of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+import asyncpg
+
+from lookup.account_lock import supervise, while_locked
+
+
+async def test_only_one_holder_works_an_account_and_another_takes_over_when_it_goes(
+    dsn: str,
+) -> None:
+    working: list[str] = []
+    release, holding = asyncio.Event(), asyncio.Event()
+
+    async def work_a(_con: asyncpg.Connection) -> None:
+        working.append("a")
+        holding.set()
+        await release.wait()
+
+    async def work_b(_con: asyncpg.Connection) -> None:
+        working.append("b")
+
+    a = asyncio.create_task(while_locked(dsn, "job", 7, 1, work_a, wanted=lambda: True,
+                                         retry_s=0.05))
+    await asyncio.wait_for(holding.wait(), 5)
+    b = asyncio.create_task(while_locked(dsn, "job", 7, 1, work_b, wanted=lambda: True,
+                                         retry_s=0.05))
+    await asyncio.sleep(0.3)
+    assert working == ["a"]  # b waits for the lock
+    release.set()  # a is done with the account: its connection and lock go
+    await asyncio.wait_for(asyncio.gather(a, b), 5)
+    assert working == ["a", "b"]
+
+
+async def test_supervise_restarts_a_failed_loop_and_stops_an_unwanted_one() -> None:
+    runs: dict[int, int] = {1: 0, 2: 0}
+    stopped: list[int] = []
+    wanted = {1, 2}
+
+    async def loop(account_id: int) -> None:
+        runs[account_id] += 1
+        if account_id == 1:
+            raise RuntimeError("boom")
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(supervise("job", lambda: wanted, loop, every=0.02,
+                                         stopped=stopped.append))
+    await asyncio.sleep(0.2)
+    assert runs[1] >= 3  # restarted after each failure
+    assert runs[2] == 1  # still running
+    wanted.discard(2)
+    await asyncio.sleep(0.1)
+    assert stopped == [2]
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
