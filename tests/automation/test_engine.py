@@ -492,3 +492,31 @@ async def test_a_starting_replica_plans_the_calls_that_ended_while_none_ran(
     await crm_factory()  # another replica starts
     actions = await crm.settled("while-down", 2)
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
+
+
+async def test_a_call_whose_summary_never_comes_is_ended_by_ten_minutes_of_silence(
+    crm: Crm,
+) -> None:
+    from automation.engine import plan_entries
+    from lookup.accounts import fetch_accounts
+
+    await crm.settings(missed_incoming="client")
+    w = EntryWriter("silent")
+    calls.offered_and_missed(w, NEW, LINE, [crm.ext(1)], summary=False)
+    await crm.play(w.events)
+    await asyncio.sleep(0.3)
+    assert await crm.actions("silent") == []  # legs only: the call may still go on
+    account = next(a for a in await fetch_accounts(crm.db) if a.name == "default")
+    pool = await asyncpg.create_pool(crm.svc.dsn, min_size=1, max_size=2)
+    try:
+        last = await crm.db.fetchval(
+            "SELECT extract(epoch FROM max(received_at)) FROM call_events"
+            " WHERE entry_id = 'silent'")
+        assert await plan_entries(pool, account, ["silent"], now=float(last) + 599) == []
+        assert await plan_entries(pool, account, ["silent"], now=float(last) + 600) == [
+            "silent"]
+    finally:
+        await pool.close()
+    actions = await crm.settled("silent", 2)
+    assert [a["action"] for a in actions] == ["create_client", "record_call"]
+    assert created(crm)[0].responsibles == [(CT_EMPLOYEE, crm.employee(1))]
