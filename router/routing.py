@@ -90,7 +90,12 @@ class Router:
         if self._claims.ended(entry_key, call_key):
             self._record(account, call, number, "ended", received_at)
             return
-        key = phone_key(number, account.settings.default_region)
+        settings = account.settings
+        if settings.route_lines and _line_key(call, settings.default_region) not in (
+                settings.route_line_keys):
+            self._record(account, call, number, "other_line", received_at)
+            return
+        key = phone_key(number, settings.default_region)
         if key is None:
             self._record(account, call, number, "bad_number", received_at)
             return
@@ -192,6 +197,12 @@ class Router:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+
+def _line_key(call: CallEvent, region: str) -> int | None:
+    """The company line the trigger came in on (``to.line_number``, else ``to.number``)."""
+    line = call.line_number or call.to_number
+    return phone_key(line, region) if line else None
 
 
 def _result_label(result: CommandResult) -> str:
