@@ -22,10 +22,13 @@ from automation.outbox import OutboxWorker
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
+from cache.listen import Listener
+from cache.presence import Presence
 from lookup.accounts import upsert_default_account
 from lookup.db import create_pool, database_url
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
+from lookup.presence import BUSY_CHANNEL, forget_old_legs
 from mango.client import PbxClient, pbx_session
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
@@ -46,6 +49,7 @@ from router.keys import (
     METRICS,
     PBX,
     POOL,
+    PRESENCE,
     REPLICAS,
     ROUTER,
 )
@@ -69,6 +73,7 @@ DSN = web.AppKey("dsn", str)
 WRITE_POOL = web.AppKey("write_pool", asyncpg.Pool)
 DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
 HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
+LISTENER = web.AppKey("listener", Listener)
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
 _POOL_CLOSE = 5.0
@@ -91,8 +96,8 @@ def create_app(config: Config) -> web.Application:
     app[INDEXES] = indexes
     app[ACCOUNTS] = AccountRegistry()
     app[METRICS] = Metrics(phones=indexes.phones)
-    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, automation_ctx, writers_ctx,
-                            router_ctx])
+    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
+                            writers_ctx, router_ctx])
     app.cleanup_ctx.append(sync_ctx)
     setup_routes(app)
     return app
@@ -168,6 +173,29 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def state_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What routing knows beyond the CRM copy, kept from NOTIFY on one listening
+    connection: who is on a call (busy legs)."""
+    pool = app[POOL]
+    presence = Presence()
+    listener = Listener(app[DSN])
+    listener.subscribe(BUSY_CHANNEL, presence.on_notify)
+    listener.on_connect(lambda: presence.resync(pool))
+    app[PRESENCE] = presence
+    app[LISTENER] = listener
+    tasks = [asyncio.create_task(listener.run(), name="state-listener"),
+             asyncio.create_task(presence.run_expiry(), name="busy-expiry")]
+    with suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(listener.ready.wait()), _READY_WAIT)
+    if not listener.ready.is_set():
+        logger.error("busy legs not loaded yet; routing as if nobody were on a call")
+    yield
+    for task in tasks:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
     metrics = AutomationMetrics(app[METRICS].registry)
@@ -225,6 +253,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
         deadline_ms=config.route_deadline_ms,
         mode=config.lookup_mode,
         indexes=app[INDEXES],
+        presence=app[PRESENCE],
         claims=claims,
         pbx=app[PBX],
         decisions=app[DECISIONS],
@@ -260,8 +289,10 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _housekeeping(app: web.Application) -> None:
-    """Forget old route claims, hourly."""
+    """Forget old route claims and busy legs, hourly."""
     while True:
         with suppress(Exception):
             await forget_old_claims(app[POOL])
+        with suppress(Exception):
+            await forget_old_legs(app[POOL])
         await asyncio.sleep(3600)

@@ -9,6 +9,7 @@ from automation.engine import CallAutomation
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
+from cache.presence import Presence
 from lookup.journal import JournalEntry
 from mango.client import PbxClient
 from router.batcher import BatchWriter
@@ -29,6 +30,7 @@ __all__ = [
     "METRICS",
     "PBX",
     "POOL",
+    "PRESENCE",
     "REPLICAS",
     "ROUTER",
 ]
@@ -44,5 +46,6 @@ KEEPER = web.AppKey("keeper", IndexKeeper)
 METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)
 ROUTER = web.AppKey("router", Router)
+PRESENCE = web.AppKey("presence", Presence)  # who is on a call, from every replica
 REPLICAS = web.AppKey("replicas", ReplicaLock)
 JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

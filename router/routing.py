@@ -23,6 +23,7 @@ from typing import Literal
 import asyncpg
 
 from cache.index import IndexRegistry
+from cache.presence import Presence
 from lookup.accounts import Account
 from lookup.decisions import DecisionRecord
 from lookup.phones import phone_key
@@ -44,7 +45,7 @@ _COMMAND_TIMEOUT = 2.0  # how long we wait for the PBX's answer to commands/rout
 
 class Router:
     __slots__ = ("_claims", "_command_ids", "_crm", "_deadline", "_decisions", "_indexes",
-                 "_metrics", "_mode", "_pbx", "_pool", "_tasks")
+                 "_metrics", "_mode", "_pbx", "_pool", "_presence", "_tasks")
 
     def __init__(
         self,
@@ -52,6 +53,7 @@ class Router:
         deadline_ms: int,
         mode: Literal["index", "sql", "crm"],
         indexes: IndexRegistry,
+        presence: Presence,
         claims: Claims,
         pbx: PbxClient,
         decisions: BatchWriter[DecisionRecord],
@@ -62,6 +64,7 @@ class Router:
         self._deadline = deadline_ms / 1000
         self._mode = mode
         self._indexes = indexes
+        self._presence = presence
         self._claims = claims
         self._pbx = pbx
         self._decisions = decisions
@@ -147,13 +150,19 @@ class Router:
                      command_id=command_id, result=result, sent_at=sent_at)
 
     async def decide(self, account: Account, key: int) -> Decision | None:
-        """The decision by the configured lookup; None while the index is not loaded."""
+        """The decision by the configured lookup; None while the index is not loaded.
+
+        With ``skip_busy_responsible``, employees on a call (heard from every
+        replica, held in memory) are passed over.
+        """
+        settings = account.settings
+        busy = self._presence.busy(account.id) if settings.skip_busy_responsible else None
         if self._mode == "index":
             index = self._indexes.get(account.id)
-            return None if index is None else index.decide_key(key)
+            return None if index is None else index.decide_key(key, busy)
         if self._mode == "sql":
             async with self._pool.acquire() as con:
-                return await decide_sql(con, account.id, key)
+                return await decide_sql(con, account.id, key, busy)
         assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
         route = await self._crm.call_route(str(key))
         reason = None if route.extension else (route.reason or NO_CLIENT)
@@ -183,6 +192,7 @@ class Router:
             client_id=decision.client_id if decision is not None else None,
             employee_id=decision.employee_id if decision is not None else None,
             extension=decision.extension if decision is not None else None,
+            via=decision.via if decision is not None else None,
             command_id=command_id,
             pbx_status=result.http_status if result is not None else None,
             pbx_result=result.result if result is not None else None,
