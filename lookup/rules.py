@@ -13,6 +13,11 @@ one is taken by the same rule (one without an extension still gives
 ``no_extension``); when every active one is busy, nobody is (``busy``). It is
 a function of its own so that the walk without busy employees costs exactly
 what it did.
+
+A number no client has, with ``route_unknown_to_last_contact``, goes to the
+employee who last talked to it (``decide_by_last_contact``), by the same
+rules for that one employee: active, with an extension, free when busy ones
+are passed over.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "Decision",
     "EmployeeRef",
     "FoundBy",
+    "decide_by_last_contact",
     "decide_for_client",
     "decide_passing_busy",
 ]
@@ -176,3 +182,17 @@ def decide_passing_busy(
     if passed is not None:
         return Decision(number, BUSY, client_id, passed.crm_id)
     return Decision(number, NO_ACTIVE_RESPONSIBLE, client_id)
+
+
+def decide_by_last_contact(
+    number: str, employee: EmployeeRef | None, busy: Container[str] | None = None
+) -> Decision:
+    """A number no client has, sent to the employee who last talked to it: who is no
+    longer an active employee is nobody (``no_client`` stays the outcome)."""
+    if employee is None or not employee.active:
+        return Decision(number, NO_CLIENT)
+    if not employee.extension:
+        return FoundBy(LAST_CONTACT, number, NO_EXTENSION, None, employee.crm_id)
+    if busy and employee.extension in busy:
+        return FoundBy(LAST_CONTACT, number, BUSY, None, employee.crm_id)
+    return FoundBy(LAST_CONTACT, number, None, None, employee.crm_id, employee.extension)

@@ -16,6 +16,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from automation.contacts import LastContacts
 from automation.engine import CallAutomation
 from automation.metrics import AutomationMetrics
 from automation.outbox import OutboxWorker
@@ -25,6 +26,7 @@ from cache.keeper import IndexKeeper
 from cache.listen import Listener
 from cache.presence import Presence
 from lookup.accounts import upsert_default_account
+from lookup.contacts import CONTACTS_CHANNEL
 from lookup.db import create_pool, database_url
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
@@ -42,6 +44,7 @@ from router.keys import (
     AUTOMATION,
     CLAIM_POOL,
     CONFIG,
+    CONTACTS,
     HTTP,
     INDEXES,
     JOURNAL,
@@ -175,16 +178,22 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def state_ctx(app: web.Application) -> AsyncIterator[None]:
     """What routing knows beyond the CRM copy, kept from NOTIFY on one listening
-    connection: who is on a call (busy legs)."""
+    connection: who is on a call (busy legs), who last talked to a number (the
+    last contacts load in the background: a long window takes a while)."""
     pool = app[POOL]
     presence = Presence()
+    contacts = LastContacts(pool, app[ACCOUNTS])
     listener = Listener(app[DSN])
     listener.subscribe(BUSY_CHANNEL, presence.on_notify)
+    listener.subscribe(CONTACTS_CHANNEL, contacts.on_notify)
     listener.on_connect(lambda: presence.resync(pool))
+    listener.on_connect(contacts.resync)
     app[PRESENCE] = presence
+    app[CONTACTS] = contacts
     app[LISTENER] = listener
     tasks = [asyncio.create_task(listener.run(), name="state-listener"),
-             asyncio.create_task(presence.run_expiry(), name="busy-expiry")]
+             asyncio.create_task(presence.run_expiry(), name="busy-expiry"),
+             asyncio.create_task(contacts.run(), name="last-contacts")]
     with suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(listener.ready.wait()), _READY_WAIT)
     if not listener.ready.is_set():
@@ -254,6 +263,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
         mode=config.lookup_mode,
         indexes=app[INDEXES],
         presence=app[PRESENCE],
+        contacts=app[CONTACTS],
         claims=claims,
         pbx=app[PBX],
         decisions=app[DECISIONS],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import ClientSession, web
 
+from automation.contacts import LastContacts
 from automation.engine import CallAutomation
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
@@ -23,6 +24,7 @@ __all__ = [
     "AUTOMATION",
     "CLAIM_POOL",
     "CONFIG",
+    "CONTACTS",
     "HTTP",
     "INDEXES",
     "JOURNAL",
@@ -47,5 +49,6 @@ METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)
 ROUTER = web.AppKey("router", Router)
 PRESENCE = web.AppKey("presence", Presence)  # who is on a call, from every replica
+CONTACTS = web.AppKey("contacts", LastContacts)  # who last talked to a number
 REPLICAS = web.AppKey("replicas", ReplicaLock)
 JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

@@ -22,12 +22,13 @@ from typing import Literal
 
 import asyncpg
 
+from automation.contacts import LastContacts
 from cache.index import IndexRegistry
 from cache.presence import Presence
 from lookup.accounts import Account
 from lookup.decisions import DecisionRecord
 from lookup.phones import phone_key
-from lookup.rules import NO_CLIENT, Decision
+from lookup.rules import NO_CLIENT, Decision, decide_by_last_contact
 from lookup.sql_lookup import decide_sql
 from mango.client import CommandResult, PbxClient
 from mango.events import CallEvent
@@ -44,8 +45,8 @@ _COMMAND_TIMEOUT = 2.0  # how long we wait for the PBX's answer to commands/rout
 
 
 class Router:
-    __slots__ = ("_claims", "_command_ids", "_crm", "_deadline", "_decisions", "_indexes",
-                 "_metrics", "_mode", "_pbx", "_pool", "_presence", "_tasks")
+    __slots__ = ("_claims", "_command_ids", "_contacts", "_crm", "_deadline", "_decisions",
+                 "_indexes", "_metrics", "_mode", "_pbx", "_pool", "_presence", "_tasks")
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class Router:
         mode: Literal["index", "sql", "crm"],
         indexes: IndexRegistry,
         presence: Presence,
+        contacts: LastContacts,
         claims: Claims,
         pbx: PbxClient,
         decisions: BatchWriter[DecisionRecord],
@@ -65,6 +67,7 @@ class Router:
         self._mode = mode
         self._indexes = indexes
         self._presence = presence
+        self._contacts = contacts
         self._claims = claims
         self._pbx = pbx
         self._decisions = decisions
@@ -153,20 +156,33 @@ class Router:
         """The decision by the configured lookup; None while the index is not loaded.
 
         With ``skip_busy_responsible``, employees on a call (heard from every
-        replica, held in memory) are passed over.
+        replica, held in memory) are passed over. With
+        ``route_unknown_to_last_contact``, a number no client has goes to the
+        employee who last talked to it (remembered in memory).
         """
         settings = account.settings
         busy = self._presence.busy(account.id) if settings.skip_busy_responsible else None
         if self._mode == "index":
             index = self._indexes.get(account.id)
-            return None if index is None else index.decide_key(key, busy)
-        if self._mode == "sql":
+            if index is None:
+                return None
+            decision = index.decide_key(key, busy)
+        elif self._mode == "sql":
             async with self._pool.acquire() as con:
-                return await decide_sql(con, account.id, key, busy)
-        assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
-        route = await self._crm.call_route(str(key))
-        reason = None if route.extension else (route.reason or NO_CLIENT)
-        return Decision(str(key), reason, route.client_id, route.employee_id, route.extension)
+                decision = await decide_sql(con, account.id, key, busy)
+        else:
+            assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
+            route = await self._crm.call_route(str(key))
+            reason = None if route.extension else (route.reason or NO_CLIENT)
+            decision = Decision(str(key), reason, route.client_id, route.employee_id,
+                                route.extension)
+        if decision.reason == NO_CLIENT and settings.route_unknown_to_last_contact.enabled:
+            employee_id = self._contacts.find(account.id, key)
+            if employee_id is not None:
+                index = self._indexes.get(account.id)
+                employee = index.employee(employee_id) if index is not None else None
+                return decide_by_last_contact(decision.number, employee, busy)
+        return decision
 
     def _record(
         self,
