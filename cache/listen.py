@@ -28,10 +28,11 @@ _RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0)
 class Listener:
     """Subscribe channels and resyncs, then run ``run()`` as a task."""
 
-    __slots__ = ("_channels", "_dsn", "_resyncs", "ready")
+    __slots__ = ("_channels", "_dsn", "_name", "_resyncs", "ready")
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, name: str = "mango-router listener") -> None:
         self._dsn = dsn
+        self._name = name  # its application_name, to find it in pg_stat_activity
         self._channels: dict[str, Callable[[str], None]] = {}
         self._resyncs: list[Callable[[], Awaitable[None]]] = []
         self.ready = asyncio.Event()  # listening, and every resync done once
@@ -47,7 +48,8 @@ class Listener:
         while True:
             lost = asyncio.Event()
             try:
-                con = await asyncpg.connect(self._dsn)
+                con = await asyncpg.connect(self._dsn,
+                                            server_settings={"application_name": self._name})
             except (OSError, asyncpg.PostgresError) as exc:
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
                 logger.warning("listener cannot connect; retrying",

@@ -77,6 +77,7 @@ WRITE_POOL = web.AppKey("write_pool", asyncpg.Pool)
 DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
 HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
 LISTENER = web.AppKey("listener", Listener)
+STATE_LISTENER = "mango-router state"  # the listener's application_name
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
 _POOL_CLOSE = 5.0
@@ -183,7 +184,7 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = app[POOL]
     presence = Presence()
     contacts = LastContacts(pool, app[ACCOUNTS])
-    listener = Listener(app[DSN])
+    listener = Listener(app[DSN], STATE_LISTENER)
     listener.subscribe(BUSY_CHANNEL, presence.on_notify)
     listener.subscribe(CONTACTS_CHANNEL, contacts.on_notify)
     listener.on_connect(lambda: presence.resync(pool))

@@ -2,7 +2,11 @@
 
 Read top to bottom, this is all of it. The trigger's handler starts
 ``Router.route`` and answers the PBX without waiting. The decision comes from
-the in-memory index (no database, no CRM). The claim across replicas is the
+the in-memory index (no database, no CRM); per account's settings, a call to
+a line not listed is not routed, busy responsibles are passed over (the busy
+set every replica hears, ``cache.presence``), and a number no client has goes
+to the employee who last talked to it (``automation.contacts``), all read
+from memory too. The claim across replicas is the
 only database statement on the path, and only while other replicas run (it
 waits a few milliseconds at most); a replica alone writes it after the route.
 The command goes out only while it can still be sent before the deadline; a

@@ -7,8 +7,10 @@ import asyncio
 import time
 from typing import Any
 
+import asyncpg
 import pytest
 
+from router.app import STATE_LISTENER
 from router.keys import ACCOUNTS, PRESENCE
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import EMPLOYEES, client
@@ -183,6 +185,19 @@ async def test_busy_employees_are_still_busy_after_a_restart(
     assert busy(again, "101")  # loaded before the app serves
     await again.event("events/call", call_event("e1", TWO))
     assert await routed_to(again, 1) == ["102"]
+
+
+async def test_a_change_missed_while_the_listener_was_away_is_read_after_it_reconnects(
+    service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection
+) -> None:
+    [svc] = await start(service_factory, dsn)
+    await svc.event("events/call", answered("x1", "101"))
+    assert await until(lambda: busy(svc, "101"))
+    # the leg ends while nobody listens (no notification): only a resync can tell
+    await db.execute("UPDATE busy_legs SET ended = true")
+    await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name = $1", STATE_LISTENER)
+    assert await until(lambda: not busy(svc, "101"), within=5.0)
 
 
 @pytest.mark.parametrize("changes", [100])

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 
 from automation.call_model import JournalEvent
 from lookup.accounts import Account
-from router.keys import ACCOUNTS, AUTOMATION, CONTACTS, INDEXES
+from lookup.journal import JournalEntry, write_journal
+from router.app import STATE_LISTENER
+from router.keys import ACCOUNTS, AUTOMATION, CONTACTS, INDEXES, POOL
 from tests.automation.calls import EntryWriter, answered, missed_in_ivr, outgoing
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED, UNKNOWN
@@ -217,3 +220,19 @@ async def test_a_last_contact_blocked_since_is_nobody(
     assert await until(lambda: not index.employee("2").active)
     row = await callback(svc, dsn, "back", 2)
     assert (row["outcome"], row["via"]) == ("no_client", None)
+
+
+async def test_a_contact_missed_while_the_listener_was_away_is_read_after_it_reconnects(
+    service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection
+) -> None:
+    [svc] = await start(service_factory, dsn)
+    # journaled by a replica whose announcement never came (as if said while away)
+    events = called_out("c1", "102", UNKNOWN, picked_up=True)
+    await write_journal(svc.client.app[POOL], [
+        JournalEntry(account_id(svc), "call", e.payload["entry_id"], e.payload["call_id"],
+                     e.payload["seq"], e.payload["call_state"], e.payload["location"],
+                     orjson.dumps(e.payload).decode()) for e in events if e.kind == "call"])
+    assert not knows(svc, UNKNOWN, "2")
+    await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name = $1", STATE_LISTENER)
+    assert await until(lambda: knows(svc, UNKNOWN, "2"), within=5.0)
