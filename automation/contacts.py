@@ -6,19 +6,24 @@ it, after any transfers) or an outgoing call (the employee who made it,
 answered or not). It is learned from the shared journal, so the legs of one
 call may have reached any replicas:
 
-- while running, the automation engine models each call it plans from every
-  journaled event of it, and NOTIFYs ``mango_contacts`` with what it found;
-  every replica applies that here;
+- a replica that journals a notification that can make a contact (an
+  employee's leg answered or calling out, the summary of an answered or
+  outgoing call: ``makes_contact``) models the call from all of its journaled
+  events, wherever they arrived, and NOTIFYs ``mango_contacts`` with what it
+  found; every replica applies that here;
 - at start, when an account turns the setting on or widens its window, and
   after the listening connection was lost, the account's calls of the window
-  are read back from the journal and modelled the same way.
+  are read back from the journal and modelled the same way. A setting turned
+  on is read back a second later, once every replica has heard of it: what a
+  replica journaled before it had is then in the journal.
 
 The newest contact of a number wins whatever order they are heard in, so the
 two ways merge without coordination. Only accounts with the setting on are
-kept, each bounded by its window: a number is one dict entry (a phone key and
-an int packing the employee and the time in ms, about 110 bytes), and entries older
-than the window are ignored when read, swept from the front every minute
-(the dict is in time order but for contacts heard late) and all through hourly.
+learned and kept, each bounded by its window: a number is one dict entry (a
+phone key and an int packing the employee and the time in ms, about 110
+bytes), and entries older than the window are ignored when read, swept from
+the front every minute (the dict is in time order but for contacts heard
+late) and all through hourly. Nothing here is on the routing path but ``find``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,23 +42,39 @@ import orjson
 from automation.call_model import CallModel, JournalEvent, build_call
 from cache.accounts import AccountRegistry
 from lookup.accounts import Account
-from lookup.contacts import calls_with_employees
+from lookup.contacts import calls_with_employees, contact_note, notify_contacts
 from lookup.employees import active_extensions
-from lookup.journal import entry_events
+from lookup.journal import JournaledEvent, entry_events
 from lookup.phones import phone_key
+from mango.events import CallEvent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Contacts", "LastContacts", "contact_of"]
+__all__ = ["Contacts", "LastContacts", "contact_of", "makes_contact"]
 
 _TIME_BITS = 42  # Unix milliseconds fit until 2109; the employee index sits above
 _TIME_MASK = (1 << _TIME_BITS) - 1
-_TICK_S = 0.2  # how soon a setting turned on starts loading
+_TICK_S = 0.2  # how often settings are looked at
+_BATCH_WAIT_S = 0.05  # notifications of one call that come together are learned together
+_SETTLE_S = 1.0  # a setting turned on is read back from the journal this much later
 _SWEEP_EVERY_S = 60.0
 _SWEEP_ALL_EVERY_S = 3600.0  # contacts heard out of time order are not at the front
 _RETRY_S = 1.0
 _SWEEP_STEP = 20_000  # entries swept between yields to the event loop
 _LOAD_CHUNK = 500  # calls read from the journal at a time
+
+
+def makes_contact(kind: str, call: CallEvent | None, body: Mapping[str, Any]) -> bool:
+    """Whether a notification can make its call a contact: an employee's leg answered,
+    an employee calling out, or the summary of an answered or outgoing call."""
+    if kind == "summary":
+        return body.get("entry_result") == 1 or body.get("call_direction") == 2
+    if kind != "call" or call is None:
+        return False
+    if call.call_state == "Connected" and call.location == "abonent" and call.to_extension:
+        return True
+    return (call.call_state in ("Appeared", "Connected") and bool(call.from_extension)
+            and bool(call.to_number) and not call.to_extension)
 
 
 def contact_of(call: CallModel, employees: Mapping[str, str], region: str
@@ -79,14 +101,15 @@ class Contacts:
     """One account's remembered numbers, in time order (a dict keeps insertion order,
     and a newer contact is moved to the end), so expired ones are at the front."""
 
-    __slots__ = ("_employee_ids", "_employees", "by_key", "loaded", "window_s")
+    __slots__ = ("_employee_ids", "_employees", "by_key", "load_at", "loaded", "window_s")
 
-    def __init__(self, window_s: int) -> None:
+    def __init__(self, window_s: int, load_at: float = 0.0) -> None:
         self.window_s = window_s
-        self.by_key: dict[int, int] = {}  # phone key -> employee index << 32 | Unix seconds
+        self.by_key: dict[int, int] = {}  # phone key -> employee index << 42 | Unix ms
         self._employees: list[str] = []  # index -> employee CRM id
         self._employee_ids: dict[str, int] = {}
-        self.loaded = False  # the journal's window read once
+        self.loaded = False  # the journal's window read
+        self.load_at = load_at  # not before (monotonic)
 
     def __len__(self) -> int:
         return len(self.by_key)
@@ -135,7 +158,7 @@ class Contacts:
 class LastContacts:
     """Every account's contacts that routing may need; run ``run()`` as a task."""
 
-    __slots__ = ("_accounts", "_books", "_clock", "_pool", "_stale")
+    __slots__ = ("_accounts", "_books", "_clock", "_heard", "_pool", "_stale", "_wake")
 
     def __init__(self, pool: asyncpg.Pool, accounts: AccountRegistry, *,
                  clock: Callable[[], float] = time.time) -> None:
@@ -143,7 +166,9 @@ class LastContacts:
         self._accounts = accounts
         self._clock = clock
         self._books: dict[int, Contacts] = {}
+        self._heard: set[tuple[int, str]] = set()  # calls to learn from, journaled here
         self._stale = False  # notifications may have been missed: read the journal again
+        self._wake = asyncio.Event()
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -156,6 +181,11 @@ class LastContacts:
 
     def book(self, account_id: int) -> Contacts | None:
         return self._books.get(account_id)
+
+    def seen(self, account_id: int, entry_id: str) -> None:
+        """A notification that ``makes_contact`` was journaled here: learn from its call."""
+        self._heard.add((account_id, entry_id))
+        self._wake.set()
 
     def on_notify(self, payload: str) -> None:
         """A ``mango_contacts`` notification: {"a": account, "n": key, "e": employee, "t": at}."""
@@ -178,7 +208,13 @@ class LastContacts:
         next_sweep = time.monotonic() + _SWEEP_EVERY_S
         next_full = time.monotonic() + _SWEEP_ALL_EVERY_S
         while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _TICK_S)
+            if self._wake.is_set():
+                self._wake.clear()
+                await asyncio.sleep(_BATCH_WAIT_S)
             try:
+                await self._learn()
                 await self._follow_settings()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("last contacts: cannot read the journal now; will retry",
@@ -190,7 +226,31 @@ class LastContacts:
                 next_sweep = now + _SWEEP_EVERY_S
                 if now >= next_full:
                     next_full = now + _SWEEP_ALL_EVERY_S
-            await asyncio.sleep(_TICK_S)
+
+    async def _learn(self) -> None:
+        """Model the calls heard of from the whole journal; announce their contacts."""
+        if not self._heard:
+            return
+        heard, self._heard = self._heard, set()
+        by_account: dict[int, list[str]] = {}
+        for account_id, entry_id in heard:
+            by_account.setdefault(account_id, []).append(entry_id)
+        for account_id, entries in by_account.items():
+            account = self._accounts.by_id(account_id)
+            if account is None or not account.settings.route_unknown_to_last_contact.enabled:
+                continue
+            try:
+                async with self._pool.acquire() as con:
+                    employees = await active_extensions(con, account_id)
+                    journal = await entry_events(con, account_id, entries)
+                    notes = [contact_note(account_id, *found)
+                             for events in journal.values()
+                             if (found := _contact(events, employees, account)) is not None]
+                    if notes:
+                        await notify_contacts(con, notes)
+            except BaseException:
+                self._heard.update((account_id, e) for e in entries)  # learned again later
+                raise
 
     async def _follow_settings(self) -> None:
         """Keep exactly the accounts with the setting on, each over its window."""
@@ -209,11 +269,11 @@ class LastContacts:
             window = account.settings.route_unknown_to_last_contact.within_hours * 3600
             book = self._books.get(account_id)
             if book is None:
-                book = self._books[account_id] = Contacts(window)
+                book = self._books[account_id] = Contacts(window, time.monotonic() + _SETTLE_S)
             elif window > book.window_s:
                 book.loaded = False  # the older part of the new window is not in memory
             book.window_s = window
-            if not book.loaded:
+            if not book.loaded and time.monotonic() >= book.load_at:
                 await self.load(account, book)
 
     async def load(self, account: Account, book: Contacts) -> None:
@@ -223,16 +283,11 @@ class LastContacts:
         async with self._pool.acquire() as con:
             employees = await active_extensions(con, account.id)
             entries = await calls_with_employees(con, account.id, since)
-        region = account.settings.default_region
         for at in range(0, len(entries), _LOAD_CHUNK):
             async with self._pool.acquire() as con:
                 journal = await entry_events(con, account.id, entries[at:at + _LOAD_CHUNK])
             for events in journal.values():
-                if not events:
-                    continue
-                call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
-                                               received_at=e.received_at) for e in events)
-                if (found := contact_of(call, employees, region)) is not None:
+                if (found := _contact(events, employees, account)) is not None:
                     book.remember(*found)
             await asyncio.sleep(0)  # routing goes on between chunks
         book.loaded = True
@@ -253,3 +308,15 @@ class LastContacts:
                 for at in range(0, len(keys), _SWEEP_STEP):
                     book.forget_older(keys[at:at + _SWEEP_STEP], self._clock())
                     await asyncio.sleep(0)
+
+
+def _contact(events: list[JournaledEvent], employees: Mapping[str, str], account: Account
+             ) -> tuple[int, str, float] | None:
+    if not events:
+        return None
+    try:
+        call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
+                                       received_at=e.received_at) for e in events)
+    except ValueError:  # not one entry's events: nothing to learn
+        return None
+    return contact_of(call, employees, account.settings.default_region)

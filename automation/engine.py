@@ -8,11 +8,6 @@ from all of the call's journaled events (behind a balancer its legs may have
 reached other replicas), by ``automation.rules``, and stores the plan in the
 outbox, where an action is unique per call: planning twice is harmless.
 
-Each call an employee took part in (answered, or made) is announced on
-``mango_contacts`` as the engine models it, for every replica's last-contact
-memory (``automation.contacts``): the model is the one built here from all of
-the call's journaled events, wherever they arrived.
-
 A number no client has is planned under a per-number advisory lock, and its
 client creation is remembered (``crm_new_numbers``): the same new number
 calling twenty times at once, on any replicas, plans one client, and the
@@ -33,13 +28,11 @@ from typing import Protocol
 import asyncpg
 
 from automation.call_model import SILENCE, CallModel, JournalEvent, build_call
-from automation.contacts import contact_of
 from automation.metrics import AutomationMetrics
 from automation.rules import CREATE_CLIENT, Party, Plan, plan_call
 from cache.index import IndexRegistry
 from lookup.accounts import Account
 from lookup.conn import Conn
-from lookup.contacts import contact_note, notify_contacts
 from lookup.employees import active_extensions
 from lookup.journal import entry_events
 from lookup.outbox import (
@@ -198,7 +191,6 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
         employees = await active_extensions(con, account.id)
         creating = await entries_creating_clients(con, account.id, entries)
         known_plans: list[NewAction] = []
-        contacts: list[str] = []
         for entry_id, events in journal.items():
             if not events:
                 continue
@@ -212,8 +204,6 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
             key = phone_key(call.number, settings.default_region)
             if key is None:
                 continue
-            if (contact := contact_of(call, employees, settings.default_region)) is not None:
-                contacts.append(contact_note(account.id, *contact))
             known = index.decide_key(key) if index is not None else None
             if entry_id not in creating and known is not None and known.client_id is not None:
                 party = Party(client_id=known.client_id, responsible_id=known.employee_id)
@@ -229,8 +219,6 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
             for action in await plan_many(con, account.id, known_plans):
                 if metrics is not None:
                     metrics.planned.labels(action).inc()
-        if contacts:
-            await notify_contacts(con, contacts)
     return ended
 
 

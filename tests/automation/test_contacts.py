@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from automation.call_model import build_call
-from automation.contacts import Contacts, contact_of
+from automation.contacts import Contacts, contact_of, makes_contact
+from mango.events import CallEvent
 from tests.automation.calls import (
     EntryWriter,
     answered,
@@ -78,6 +79,41 @@ def test_an_extension_no_active_employee_has_is_no_contact() -> None:
     w = EntryWriter()
     answered(w, CALLER, LINE, ["555"])
     assert contact(w) is None
+
+
+@pytest.mark.parametrize("kind", ["answered", "transferred", "outgoing", "outgoing-missed"])
+def test_every_call_that_is_a_contact_has_a_notification_that_makes_it_one(kind: str) -> None:
+    w = EntryWriter()
+    if kind == "outgoing-missed":
+        outgoing(w, "102", CALLER, LINE, picked_up=False, summary=False)
+    elif kind == "outgoing":
+        outgoing(w, "102", CALLER, LINE, picked_up=True, summary=False)
+    else:
+        answered(w, CALLER, LINE, ["101", "102"], transfers=kind == "transferred",
+                 summary=False)
+    assert contact(w) is not None
+    assert any(makes_contact("call", CallEvent(dict(e.payload)), e.payload) for e in w.events)
+
+
+@pytest.mark.parametrize("missed", ["ivr", "offered", "group"])
+def test_no_notification_of_a_missed_call_makes_a_contact(missed: str) -> None:
+    w = EntryWriter()
+    if missed == "ivr":
+        missed_in_ivr(w, CALLER, LINE)
+    elif missed == "offered":
+        offered_and_missed(w, CALLER, LINE, ["101", "102"])
+    else:
+        to_group(w, CALLER, LINE, ["101", "102"], "g1")
+    for e in w.events:
+        call = CallEvent(dict(e.payload)) if e.kind == "call" else None
+        assert not makes_contact(e.kind, call, e.payload)
+
+
+def test_the_summary_of_an_answered_or_outgoing_call_makes_a_contact() -> None:
+    assert makes_contact("summary", None, {"call_direction": 1, "entry_result": 1})
+    assert makes_contact("summary", None, {"call_direction": 2, "entry_result": 0})
+    assert not makes_contact("summary", None, {"call_direction": 1, "entry_result": 0})
+    assert not makes_contact("recording", None, {"entry_result": 1})
 
 
 def test_a_contact_is_found_within_the_window_only() -> None:

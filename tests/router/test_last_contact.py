@@ -13,7 +13,7 @@ from automation.call_model import JournalEvent
 from lookup.accounts import Account
 from lookup.journal import JournalEntry, write_journal
 from router.app import STATE_LISTENER
-from router.keys import ACCOUNTS, AUTOMATION, CONTACTS, INDEXES, POOL
+from router.keys import ACCOUNTS, CONTACTS, INDEXES, POOL
 from tests.automation.calls import EntryWriter, answered, missed_in_ivr, outgoing
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED, UNKNOWN
@@ -104,7 +104,6 @@ async def test_with_the_setting_off_a_number_no_client_has_is_not_routed(
 ) -> None:
     [svc] = await start(service_factory, dsn, settings={})
     await post(talked("c1", UNKNOWN, ["102"]), svc)
-    await svc.client.app[AUTOMATION].flush()
     row = await callback(svc, dsn, "back", 2)
     assert (row["outcome"], row["via"]) == ("no_client", None)
 
