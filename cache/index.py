@@ -15,10 +15,17 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Container
 from dataclasses import dataclass
 
 from lookup.phones import phone_key
-from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client
+from lookup.rules import (
+    NO_CLIENT,
+    Decision,
+    EmployeeRef,
+    decide_for_client,
+    decide_passing_busy,
+)
 
 __all__ = ["AccountIndex", "BaseArrays", "ClientEntry", "IndexRegistry"]
 
@@ -97,7 +104,9 @@ class AccountIndex:
             return None
         return self.decide_key(key)
 
-    def decide_key(self, key: int) -> Decision:
+    def decide_key(self, key: int, busy: Container[str] | None = None) -> Decision:
+        """The decision for a phone key; with ``busy`` (extensions on a call), busy
+        responsibles are passed over (``lookup.rules.decide_passing_busy``)."""
         number = str(key)
         base = self._base
         overlay_clients = self._overlay_clients
@@ -114,7 +123,7 @@ class AccountIndex:
                 return Decision(number, NO_CLIENT)
             slot = base.phone_slot[i]
             if not overlay_clients or base.client_uid[slot] not in overlay_clients:
-                return self._decide_base(number, slot)
+                return self._decide_base(number, slot, busy)
             entry = overlay_clients[base.client_uid[slot]]
         else:
             if not uids:
@@ -124,19 +133,30 @@ class AccountIndex:
                 found = self._base_slot(uids[0])
                 if found is None:  # cannot happen while overlays are kept whole
                     return Decision(number, NO_CLIENT)
-                return self._decide_base(number, found)
+                return self._decide_base(number, found, busy)
         if entry is None:
             return Decision(number, NO_CLIENT)
+        if busy:
+            return decide_passing_busy(number, entry.crm_id, self._employees, entry.responsibles,
+                                       0, None, busy)
         return decide_for_client(number, entry.crm_id, self._employees, entry.responsibles)
 
-    def _decide_base(self, number: str, slot: int) -> Decision:
+    def _decide_base(self, number: str, slot: int, busy: Container[str] | None) -> Decision:
         base = self._base
         rec = base.client_rec
         at = slot * 3
         crm = rec[at]
         client_id = str(crm) if crm >= 0 else base.odd_crm_ids[base.client_uid[slot]]
+        if busy:
+            return decide_passing_busy(number, client_id, self._employees, base.resp_slot,
+                                       rec[at + 1], rec[at + 2], busy)
         return decide_for_client(number, client_id, self._employees, base.resp_slot,
                                  rec[at + 1], rec[at + 2])
+
+    def employee(self, crm_id: str) -> EmployeeRef | None:
+        """An employee as the copy has them now (active flag, extension), by CRM id."""
+        slot = self._employee_slots.get(crm_id)
+        return None if slot is None else self._employees[slot]
 
     def _base_slot(self, uid: int) -> int | None:
         client_uid = self._base.client_uid

@@ -73,7 +73,7 @@ async def _calls(con: Conn | asyncpg.Pool, account_id: int, entries: list[str]
         calls[r["entry_id"]]["decision"] = {
             "outcome": r["outcome"], "routed": r["outcome"] == "routed",
             "reason": r["reason"], "number": r["number"], "client_id": r["client_id"],
-            "employee_id": r["employee_id"], "extension": r["extension"],
+            "employee_id": r["employee_id"], "extension": r["extension"], "via": r["via"],
             "command_id": r["command_id"], "pbx_status": r["pbx_status"],
             "pbx_result": r["pbx_result"], "final_result": r["final_result"],
             "latency_us": r["latency_us"], "decided_at": r["decided_at"]}

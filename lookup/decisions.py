@@ -20,6 +20,7 @@ class DecisionRecord:
     client_id: str | None = None
     employee_id: str | None = None
     extension: str | None = None
+    via: str | None = None  # how the employee was found when not as the first responsible
     command_id: str | None = None
     pbx_status: int | None = None
     pbx_result: int | None = None
@@ -31,11 +32,11 @@ async def write_decisions(pool: asyncpg.Pool, batch: list[DecisionRecord]) -> No
         """
         INSERT INTO decisions (account_id, entry_id, call_id, number, outcome, reason, client_id,
                                employee_id, extension, command_id, pbx_status, pbx_result,
-                               latency_us)
+                               latency_us, via)
         SELECT * FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::int4[], $12::int4[], $13::int8[])
-                      AS t(a, e, c, n, o, r, cl, em, x, cmd, ps, pr, l)
+                             $11::int4[], $12::int4[], $13::int8[], $14::text[])
+                      AS t(a, e, c, n, o, r, cl, em, x, cmd, ps, pr, l, v)
         WHERE EXISTS (SELECT 1 FROM accounts WHERE id = t.a)  -- removed meanwhile: dropped
         ON CONFLICT (command_id) DO NOTHING
         """,
@@ -52,4 +53,5 @@ async def write_decisions(pool: asyncpg.Pool, batch: list[DecisionRecord]) -> No
         [d.pbx_status for d in batch],
         [d.pbx_result for d in batch],
         [d.latency_us for d in batch],
+        [d.via for d in batch],
     )

@@ -6,25 +6,48 @@ walked in the CRM's order: clients and groups set as responsible are not
 employees and are skipped; the first employee who is active takes the call,
 if it has an extension; otherwise nobody does (the call is not sent to the
 next employee: the responsible is the responsible).
+
+With ``skip_busy_responsible`` the walk is ``decide_passing_busy``: an active
+employee whose extension is on a call is passed over too, and the next active
+one is taken by the same rule (one without an extension still gives
+``no_extension``); when every active one is busy, nobody is (``busy``). It is
+a function of its own so that the walk without busy employees costs exactly
+what it did.
+
+A number no client has, with ``route_unknown_to_last_contact``, goes to the
+employee who last talked to it (``decide_by_last_contact``), by the same
+rules for that one employee: active, with an extension, free when busy ones
+are passed over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "BUSY",
+    "LAST_CONTACT",
+    "NEXT_FREE",
     "NO_ACTIVE_RESPONSIBLE",
     "NO_CLIENT",
     "NO_EXTENSION",
     "Decision",
     "EmployeeRef",
+    "FoundBy",
+    "decide_by_last_contact",
     "decide_for_client",
+    "decide_passing_busy",
 ]
 
 NO_CLIENT = "no_client"
 NO_ACTIVE_RESPONSIBLE = "no_active_responsible"
 NO_EXTENSION = "no_extension"
+BUSY = "busy"
+# How a decision's employee was found when not as the client's first active
+# responsible (Decision.via, recorded in decisions.via):
+NEXT_FREE = "next_free"  # busy responsibles were passed over
+LAST_CONTACT = "last_contact"  # no client: the employee who last talked to the number
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +65,7 @@ class Decision:
     it as immutable."""
 
     __slots__ = ("client_id", "employee_id", "extension", "number", "reason")
+    via: str | None = None  # see FoundBy: a class default costs the common case nothing
 
     def __init__(
         self,
@@ -58,7 +82,8 @@ class Decision:
         self.extension = extension
 
     def _fields(self) -> tuple[str | None, ...]:
-        return (self.number, self.reason, self.client_id, self.employee_id, self.extension)
+        return (self.number, self.reason, self.client_id, self.employee_id, self.extension,
+                self.via)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Decision) and self._fields() == other._fields()
@@ -75,13 +100,36 @@ class Decision:
 
     def to_json(self) -> dict[str, str | None]:
         if self.reason is None:
-            return {
+            found = {
                 "number": self.number,
                 "client_id": self.client_id,
                 "employee_id": self.employee_id,
                 "extension": self.extension,
             }
-        return {"number": self.number, "reason": self.reason}
+        else:
+            found = {"number": self.number, "reason": self.reason}
+        if self.via is not None:
+            found["via"] = self.via
+        return found
+
+
+class FoundBy(Decision):
+    """A decision whose employee was found another way (``via``: ``NEXT_FREE``,
+    ``LAST_CONTACT``). A subclass, so that the plain decision stays five slots."""
+
+    __slots__ = ("via",)
+
+    def __init__(
+        self,
+        via: str,
+        number: str,
+        reason: str | None,
+        client_id: str | None = None,
+        employee_id: str | None = None,
+        extension: str | None = None,
+    ) -> None:
+        super().__init__(number, reason, client_id, employee_id, extension)
+        self.via = via
 
 
 def decide_for_client(
@@ -105,3 +153,46 @@ def decide_for_client(
             return Decision(number, NO_EXTENSION, client_id, employee.crm_id)
         return Decision(number, None, client_id, employee.crm_id, employee.extension)
     return Decision(number, NO_ACTIVE_RESPONSIBLE, client_id)
+
+
+def decide_passing_busy(
+    number: str,
+    client_id: str,
+    employees: Sequence[EmployeeRef | None],
+    responsibles: Sequence[int],
+    start: int,
+    end: int | None,
+    busy: Container[str],
+) -> Decision:
+    """``decide_for_client``, passing over active employees whose extension is in
+    ``busy``; when every active one is busy, the outcome names the first of them."""
+    passed: EmployeeRef | None = None
+    for i in range(start, len(responsibles) if end is None else end):
+        employee = employees[responsibles[i]]
+        if employee is None or not employee.active:
+            continue
+        if not employee.extension:
+            return Decision(number, NO_EXTENSION, client_id, employee.crm_id)
+        if employee.extension in busy:
+            passed = passed or employee
+            continue
+        if passed is None:
+            return Decision(number, None, client_id, employee.crm_id, employee.extension)
+        return FoundBy(NEXT_FREE, number, None, client_id, employee.crm_id, employee.extension)
+    if passed is not None:
+        return Decision(number, BUSY, client_id, passed.crm_id)
+    return Decision(number, NO_ACTIVE_RESPONSIBLE, client_id)
+
+
+def decide_by_last_contact(
+    number: str, employee: EmployeeRef | None, busy: Container[str] | None = None
+) -> Decision:
+    """A number no client has, sent to the employee who last talked to it: who is no
+    longer an active employee is nobody (``no_client`` stays the outcome)."""
+    if employee is None or not employee.active:
+        return Decision(number, NO_CLIENT)
+    if not employee.extension:
+        return FoundBy(LAST_CONTACT, number, NO_EXTENSION, None, employee.crm_id)
+    if busy and employee.extension in busy:
+        return FoundBy(LAST_CONTACT, number, BUSY, None, employee.crm_id)
+    return FoundBy(LAST_CONTACT, number, None, None, employee.crm_id, employee.extension)

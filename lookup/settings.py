@@ -14,11 +14,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-__all__ = ["DealTarget", "Settings", "SettingsError", "merge_update"]
+from lookup.phones import phone_key
+
+__all__ = ["DealTarget", "LastContactTarget", "Settings", "SettingsError", "merge_update"]
 
 _CREATE_MODES = ("nothing", "client", "client_and_deal")
 _REPEAT_MODES = ("record_only", "always_deal", "deal_if_none_open")
 _PHONE_FORMATS = ("e164", "international", "national", "digits")
+_MAX_LINES = 100  # a company has a handful of lines; a longer list is a mistake
+_HOURS = (1, 720)  # last-contact window: an hour to thirty days
+_DEFAULT_HOURS = 72
 
 
 class SettingsError(ValueError):
@@ -40,6 +45,12 @@ class EmployeeTarget:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LastContactTarget:
+    enabled: bool = False
+    within_hours: int = _DEFAULT_HOURS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     route_to_responsible: bool = True
     accepted_incoming: str = "nothing"
@@ -57,6 +68,16 @@ class Settings:
     timezone: str = "Europe/Moscow"
     dry_run: bool = False
     skip_busy_responsible: bool = False
+    route_unknown_to_last_contact: LastContactTarget = field(default_factory=LastContactTarget)
+    route_lines: tuple[str, ...] = ()  # as written; () routes calls to every line
+    # route_lines as canonical keys, made once per settings object: the hot path only
+    # looks a trigger's line up in it. Derived, so not part of the stored JSON.
+    route_line_keys: frozenset[int] = field(default=frozenset(), init=False, repr=False,
+                                            compare=False)
+
+    def __post_init__(self) -> None:
+        keys = (phone_key(line, self.default_region) for line in self.route_lines)
+        object.__setattr__(self, "route_line_keys", frozenset(k for k in keys if k is not None))
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Settings:
@@ -76,7 +97,10 @@ class Settings:
         return replace(cls(), **good)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["route_line_keys"]
+        out["route_lines"] = list(self.route_lines)
+        return out
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -120,6 +144,28 @@ def _employee(name: str, value: Any) -> EmployeeTarget:
     )
 
 
+def _last_contact(name: str, value: Any) -> LastContactTarget:
+    if not isinstance(value, dict) or set(value) - {"enabled", "within_hours"}:
+        raise SettingsError(name, "must be an object with enabled and within_hours")
+    hours = value.get("within_hours", _DEFAULT_HOURS)
+    low, high = _HOURS
+    if type(hours) is not int or not low <= hours <= high:  # exact: true is not a number
+        raise SettingsError(f"{name}.within_hours", f"must be a whole number from {low} to {high}")
+    return LastContactTarget(enabled=_bool(f"{name}.enabled", value.get("enabled", False)),
+                             within_hours=hours)
+
+
+def _lines(name: str, value: Any) -> tuple[str, ...]:
+    """A list of phone numbers as written; whether each is one is checked in ``_check_rules``,
+    where the account's region (which may come in the same update) is known."""
+    if not isinstance(value, list) or len(value) > _MAX_LINES:
+        raise SettingsError(name, f"must be a list of at most {_MAX_LINES} phone numbers")
+    for line in value:
+        if not isinstance(line, str) or not line.strip() or len(line) > 40:
+            raise SettingsError(name, "each line must be a phone number written as a string")
+    return tuple(value)
+
+
 def _region(name: str, value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(name, "must be an ISO 3166 region code such as RU")
@@ -153,6 +199,8 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "timezone": _zone,
     "dry_run": _bool,
     "skip_busy_responsible": _bool,
+    "route_unknown_to_last_contact": _last_contact,
+    "route_lines": _lines,
 }
 
 
@@ -195,6 +243,9 @@ def _check_rules(
             raise SettingsError(name, "program_id and state_id are required for this mode")
         if known_deal is not None and not known_deal(deal):
             raise SettingsError(name, "unknown program, or the state is not one of its states")
+    for line in s.route_lines:
+        if phone_key(line, s.default_region) is None:
+            raise SettingsError("route_lines", f"{line!r} is not a phone number")
     targets = (("missed_in_ivr", s.missed_in_ivr), ("missed_in_group", s.missed_in_group))
     for name, target in targets:
         if not target.enabled:

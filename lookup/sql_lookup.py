@@ -8,8 +8,10 @@ function the index uses (``lookup.rules``).
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from lookup.conn import Conn
-from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client
+from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client, decide_passing_busy
 
 __all__ = ["decide_sql"]
 
@@ -29,7 +31,8 @@ ORDER BY r.position
 """
 
 
-async def decide_sql(con: Conn, account_id: int, key: int) -> Decision:
+async def decide_sql(con: Conn, account_id: int, key: int,
+                     busy: Container[str] | None = None) -> Decision:
     rows = await con.fetch(_QUERY, account_id, key)
     number = str(key)
     if not rows:
@@ -39,4 +42,7 @@ async def decide_sql(con: Conn, account_id: int, key: int) -> Decision:
         if r["employee_id"] is not None else None
         for r in rows
     ]
+    if busy:
+        return decide_passing_busy(number, rows[0]["client_id"], employees,
+                                   range(len(employees)), 0, None, busy)
     return decide_for_client(number, rows[0]["client_id"], employees, range(len(employees)))

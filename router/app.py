@@ -16,16 +16,21 @@ import asyncpg
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from automation.contacts import LastContacts
 from automation.engine import CallAutomation
 from automation.metrics import AutomationMetrics
 from automation.outbox import OutboxWorker
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
+from cache.listen import Listener
+from cache.presence import Presence
 from lookup.accounts import upsert_default_account
+from lookup.contacts import CONTACTS_CHANNEL
 from lookup.db import create_pool, database_url
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
+from lookup.presence import BUSY_CHANNEL, forget_old_legs
 from mango.client import PbxClient, pbx_session
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
@@ -39,6 +44,7 @@ from router.keys import (
     AUTOMATION,
     CLAIM_POOL,
     CONFIG,
+    CONTACTS,
     HTTP,
     INDEXES,
     JOURNAL,
@@ -46,6 +52,7 @@ from router.keys import (
     METRICS,
     PBX,
     POOL,
+    PRESENCE,
     REPLICAS,
     ROUTER,
 )
@@ -69,6 +76,8 @@ DSN = web.AppKey("dsn", str)
 WRITE_POOL = web.AppKey("write_pool", asyncpg.Pool)
 DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
 HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
+LISTENER = web.AppKey("listener", Listener)
+STATE_LISTENER = "mango-router state"  # the listener's application_name
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
 _DRAIN = 3.0
 _POOL_CLOSE = 5.0
@@ -91,8 +100,8 @@ def create_app(config: Config) -> web.Application:
     app[INDEXES] = indexes
     app[ACCOUNTS] = AccountRegistry()
     app[METRICS] = Metrics(phones=indexes.phones)
-    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, automation_ctx, writers_ctx,
-                            router_ctx])
+    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
+                            writers_ctx, router_ctx])
     app.cleanup_ctx.append(sync_ctx)
     setup_routes(app)
     return app
@@ -168,6 +177,35 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def state_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What routing knows beyond the CRM copy, kept from NOTIFY on one listening
+    connection: who is on a call (busy legs), who last talked to a number (the
+    last contacts load in the background: a long window takes a while)."""
+    pool = app[POOL]
+    presence = Presence()
+    contacts = LastContacts(pool, app[ACCOUNTS])
+    listener = Listener(app[DSN], STATE_LISTENER)
+    listener.subscribe(BUSY_CHANNEL, presence.on_notify)
+    listener.subscribe(CONTACTS_CHANNEL, contacts.on_notify)
+    listener.on_connect(lambda: presence.resync(pool))
+    listener.on_connect(contacts.resync)
+    app[PRESENCE] = presence
+    app[CONTACTS] = contacts
+    app[LISTENER] = listener
+    tasks = [asyncio.create_task(listener.run(), name="state-listener"),
+             asyncio.create_task(presence.run_expiry(), name="busy-expiry"),
+             asyncio.create_task(contacts.run(), name="last-contacts")]
+    with suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(listener.ready.wait()), _READY_WAIT)
+    if not listener.ready.is_set():
+        logger.error("busy legs not loaded yet; routing as if nobody were on a call")
+    yield
+    for task in tasks:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
     metrics = AutomationMetrics(app[METRICS].registry)
@@ -225,6 +263,8 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
         deadline_ms=config.route_deadline_ms,
         mode=config.lookup_mode,
         indexes=app[INDEXES],
+        presence=app[PRESENCE],
+        contacts=app[CONTACTS],
         claims=claims,
         pbx=app[PBX],
         decisions=app[DECISIONS],
@@ -260,8 +300,10 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _housekeeping(app: web.Application) -> None:
-    """Forget old route claims, hourly."""
+    """Forget old route claims and busy legs, hourly."""
     while True:
         with suppress(Exception):
             await forget_old_claims(app[POOL])
+        with suppress(Exception):
+            await forget_old_legs(app[POOL])
         await asyncio.sleep(3600)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import ClientSession, web
 
+from automation.contacts import LastContacts
 from automation.engine import CallAutomation
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
+from cache.presence import Presence
 from lookup.journal import JournalEntry
 from mango.client import PbxClient
 from router.batcher import BatchWriter
@@ -22,6 +24,7 @@ __all__ = [
     "AUTOMATION",
     "CLAIM_POOL",
     "CONFIG",
+    "CONTACTS",
     "HTTP",
     "INDEXES",
     "JOURNAL",
@@ -29,6 +32,7 @@ __all__ = [
     "METRICS",
     "PBX",
     "POOL",
+    "PRESENCE",
     "REPLICAS",
     "ROUTER",
 ]
@@ -44,5 +48,7 @@ KEEPER = web.AppKey("keeper", IndexKeeper)
 METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)
 ROUTER = web.AppKey("router", Router)
+PRESENCE = web.AppKey("presence", Presence)  # who is on a call, from every replica
+CONTACTS = web.AppKey("contacts", LastContacts)  # who last talked to a number
 REPLICAS = web.AppKey("replicas", ReplicaLock)
 JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

@@ -2,7 +2,11 @@
 
 Read top to bottom, this is all of it. The trigger's handler starts
 ``Router.route`` and answers the PBX without waiting. The decision comes from
-the in-memory index (no database, no CRM). The claim across replicas is the
+the in-memory index (no database, no CRM); per account's settings, a call to
+a line not listed is not routed, busy responsibles are passed over (the busy
+set every replica hears, ``cache.presence``), and a number no client has goes
+to the employee who last talked to it (``automation.contacts``), all read
+from memory too. The claim across replicas is the
 only database statement on the path, and only while other replicas run (it
 waits a few milliseconds at most); a replica alone writes it after the route.
 The command goes out only while it can still be sent before the deadline; a
@@ -22,11 +26,13 @@ from typing import Literal
 
 import asyncpg
 
+from automation.contacts import LastContacts
 from cache.index import IndexRegistry
+from cache.presence import Presence
 from lookup.accounts import Account
 from lookup.decisions import DecisionRecord
 from lookup.phones import phone_key
-from lookup.rules import NO_CLIENT, Decision
+from lookup.rules import NO_CLIENT, Decision, decide_by_last_contact
 from lookup.sql_lookup import decide_sql
 from mango.client import CommandResult, PbxClient
 from mango.events import CallEvent
@@ -43,8 +49,8 @@ _COMMAND_TIMEOUT = 2.0  # how long we wait for the PBX's answer to commands/rout
 
 
 class Router:
-    __slots__ = ("_claims", "_command_ids", "_crm", "_deadline", "_decisions", "_indexes",
-                 "_metrics", "_mode", "_pbx", "_pool", "_tasks")
+    __slots__ = ("_claims", "_command_ids", "_contacts", "_crm", "_deadline", "_decisions",
+                 "_indexes", "_metrics", "_mode", "_pbx", "_pool", "_presence", "_tasks")
 
     def __init__(
         self,
@@ -52,6 +58,8 @@ class Router:
         deadline_ms: int,
         mode: Literal["index", "sql", "crm"],
         indexes: IndexRegistry,
+        presence: Presence,
+        contacts: LastContacts,
         claims: Claims,
         pbx: PbxClient,
         decisions: BatchWriter[DecisionRecord],
@@ -62,6 +70,8 @@ class Router:
         self._deadline = deadline_ms / 1000
         self._mode = mode
         self._indexes = indexes
+        self._presence = presence
+        self._contacts = contacts
         self._claims = claims
         self._pbx = pbx
         self._decisions = decisions
@@ -90,7 +100,12 @@ class Router:
         if self._claims.ended(entry_key, call_key):
             self._record(account, call, number, "ended", received_at)
             return
-        key = phone_key(number, account.settings.default_region)
+        settings = account.settings
+        if settings.route_lines and _line_key(call, settings.default_region) not in (
+                settings.route_line_keys):
+            self._record(account, call, number, "other_line", received_at)
+            return
+        key = phone_key(number, settings.default_region)
         if key is None:
             self._record(account, call, number, "bad_number", received_at)
             return
@@ -142,17 +157,36 @@ class Router:
                      command_id=command_id, result=result, sent_at=sent_at)
 
     async def decide(self, account: Account, key: int) -> Decision | None:
-        """The decision by the configured lookup; None while the index is not loaded."""
+        """The decision by the configured lookup; None while the index is not loaded.
+
+        With ``skip_busy_responsible``, employees on a call (heard from every
+        replica, held in memory) are passed over. With
+        ``route_unknown_to_last_contact``, a number no client has goes to the
+        employee who last talked to it (remembered in memory).
+        """
+        settings = account.settings
+        busy = self._presence.busy(account.id) if settings.skip_busy_responsible else None
         if self._mode == "index":
             index = self._indexes.get(account.id)
-            return None if index is None else index.decide_key(key)
-        if self._mode == "sql":
+            if index is None:
+                return None
+            decision = index.decide_key(key, busy)
+        elif self._mode == "sql":
             async with self._pool.acquire() as con:
-                return await decide_sql(con, account.id, key)
-        assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
-        route = await self._crm.call_route(str(key))
-        reason = None if route.extension else (route.reason or NO_CLIENT)
-        return Decision(str(key), reason, route.client_id, route.employee_id, route.extension)
+                decision = await decide_sql(con, account.id, key, busy)
+        else:
+            assert self._crm is not None  # the benchmark's baseline: ask the CRM per call
+            route = await self._crm.call_route(str(key))
+            reason = None if route.extension else (route.reason or NO_CLIENT)
+            decision = Decision(str(key), reason, route.client_id, route.employee_id,
+                                route.extension)
+        if decision.reason == NO_CLIENT and settings.route_unknown_to_last_contact.enabled:
+            employee_id = self._contacts.find(account.id, key)
+            if employee_id is not None:
+                index = self._indexes.get(account.id)
+                employee = index.employee(employee_id) if index is not None else None
+                return decide_by_last_contact(decision.number, employee, busy)
+        return decision
 
     def _record(
         self,
@@ -178,6 +212,7 @@ class Router:
             client_id=decision.client_id if decision is not None else None,
             employee_id=decision.employee_id if decision is not None else None,
             extension=decision.extension if decision is not None else None,
+            via=decision.via if decision is not None else None,
             command_id=command_id,
             pbx_status=result.http_status if result is not None else None,
             pbx_result=result.result if result is not None else None,
@@ -192,6 +227,12 @@ class Router:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+
+def _line_key(call: CallEvent, region: str) -> int | None:
+    """The company line the trigger came in on (``to.line_number``, else ``to.number``)."""
+    line = call.line_number or call.to_number
+    return phone_key(line, region) if line else None
 
 
 def _result_label(result: CommandResult) -> str:

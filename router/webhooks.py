@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from automation.contacts import makes_contact
 from automation.engine import plans_now
 from lookup.accounts import Account
 from lookup.journal import JournalEntry
@@ -25,7 +26,7 @@ from mango.events import BadRequest, CallEvent, check_fields
 from mango.form import parse_form
 from mango.signing import verify
 from router.errors import ApiError
-from router.keys import ACCOUNTS, AUTOMATION, JOURNAL, METRICS, ROUTER
+from router.keys import ACCOUNTS, AUTOMATION, CONTACTS, JOURNAL, METRICS, ROUTER
 
 logger = logging.getLogger(__name__)
 
@@ -102,4 +103,7 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
         raise ApiError(503, "journal unavailable, retry later") from None
     if entry.entry_id:  # journaled: the automation plans from the journal
         request.app[AUTOMATION].seen(account.id, entry.entry_id, plan_now=plans_now(kind, call))
+        if (account.settings.route_unknown_to_last_contact.enabled
+                and makes_contact(kind, call, body)):  # who talked to whom, for call-backs
+            request.app[CONTACTS].seen(account.id, entry.entry_id)
     return web.Response(body=_ACCEPTED, content_type="application/json")

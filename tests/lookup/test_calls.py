@@ -112,11 +112,11 @@ async def test_a_call_has_its_events_in_seq_order_its_first_decision_and_the_fin
     assert isinstance(event["received_at"], datetime)
     decision = found["decision"]
     assert set(decision) == {"outcome", "routed", "reason", "number", "client_id",
-                             "employee_id", "extension", "command_id", "pbx_status",
+                             "employee_id", "extension", "via", "command_id", "pbx_status",
                              "pbx_result", "final_result", "latency_us", "decided_at"}
     assert (decision["outcome"], decision["routed"], decision["command_id"],
-            decision["final_result"], decision["latency_us"]) == (
-        "routed", True, "cmd-1", 1000, 850)
+            decision["final_result"], decision["latency_us"], decision["via"]) == (
+        "routed", True, "cmd-1", 1000, 850, None)
 
 
 async def test_a_call_decided_but_not_journalled_is_found_and_an_unknown_one_is_not(

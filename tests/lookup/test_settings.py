@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from lookup.settings import DealTarget, Settings, SettingsError, merge_update
+from lookup.settings import (
+    DealTarget,
+    LastContactTarget,
+    Settings,
+    SettingsError,
+    merge_update,
+)
 
 # PROTOCOLS §5, verbatim
 DEFAULTS: dict[str, Any] = {
@@ -26,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "timezone": "Europe/Moscow",
     "dry_run": False,
     "skip_busy_responsible": False,
+    "route_unknown_to_last_contact": {"enabled": False, "within_hours": 72},
+    "route_lines": [],
 }
 
 DEAL = {"program_id": "10", "state_id": "20"}
@@ -81,6 +89,19 @@ def test_update_does_not_change_the_current_settings() -> None:
         ({"missed_in_ivr": {"enabled": False, "employee_id": 5}}, "missed_in_ivr.employee_id"),
         ({"timezone": 3}, "timezone"),
         ({"default_region": 7}, "default_region"),
+        ({"route_unknown_to_last_contact": True}, "route_unknown_to_last_contact"),
+        ({"route_unknown_to_last_contact": {"enabled": 1}},
+         "route_unknown_to_last_contact.enabled"),
+        ({"route_unknown_to_last_contact": {"within_hours": "72"}},
+         "route_unknown_to_last_contact.within_hours"),
+        ({"route_unknown_to_last_contact": {"within_hours": 24.0}},
+         "route_unknown_to_last_contact.within_hours"),
+        ({"route_unknown_to_last_contact": {"within_hours": True}},
+         "route_unknown_to_last_contact.within_hours"),
+        ({"route_lines": "74951112233"}, "route_lines"),
+        ({"route_lines": [74951112233]}, "route_lines"),
+        ({"route_lines": [""]}, "route_lines"),
+        ({"route_lines": None}, "route_lines"),
     ],
 )
 def test_wrong_type_is_refused_naming_the_field(update: dict[str, Any], field: str) -> None:
@@ -94,6 +115,8 @@ def test_wrong_type_is_refused_naming_the_field(update: dict[str, Any], field: s
         ({"dry_run": True, "routeToResponsible": True}, "routeToResponsible"),
         ({"accepted_deal": {"program_id": "1", "state_id": "2", "extra": 1}}, "accepted_deal"),
         ({"missed_in_ivr": {"enabled": False, "who": "1"}}, "missed_in_ivr"),
+        ({"route_unknown_to_last_contact": {"enabled": True, "hours": 2}},
+         "route_unknown_to_last_contact"),
     ],
 )
 def test_unknown_key_is_refused_naming_it(update: dict[str, Any], field: str) -> None:
@@ -221,3 +244,51 @@ def test_from_stored_keeps_good_keys_when_one_value_is_bad() -> None:
 def test_from_stored_does_not_check_references() -> None:
     stored = Settings.from_stored({"accepted_incoming": "client_and_deal"})
     assert stored.accepted_incoming == "client_and_deal"
+
+
+@pytest.mark.parametrize("hours", [0, -1, 721, 10**9])
+def test_last_contact_window_out_of_range_is_refused(hours: int) -> None:
+    update = {"route_unknown_to_last_contact": {"enabled": True, "within_hours": hours}}
+    assert _field_of(update) == "route_unknown_to_last_contact.within_hours"
+
+
+@pytest.mark.parametrize("hours", [1, 72, 720])
+def test_last_contact_window_within_range_is_taken(hours: int) -> None:
+    merged = merge_update(Settings(), {"route_unknown_to_last_contact": {
+        "enabled": True, "within_hours": hours}})
+    assert merged.route_unknown_to_last_contact == LastContactTarget(enabled=True,
+                                                                     within_hours=hours)
+
+
+def test_last_contact_object_is_replaced_whole() -> None:
+    on = merge_update(Settings(), {"route_unknown_to_last_contact": {"enabled": True,
+                                                                     "within_hours": 5}})
+    merged = merge_update(on, {"route_unknown_to_last_contact": {"enabled": False}})
+    assert merged.to_json()["route_unknown_to_last_contact"] == {"enabled": False,
+                                                                 "within_hours": 72}
+
+
+def test_route_lines_in_any_written_form_compare_by_canonical_key() -> None:
+    merged = merge_update(Settings(), {"route_lines": ["+7 (495) 111-22-33", "8 495 111-22-44",
+                                                       "74951112255"]})
+    assert merged.to_json()["route_lines"] == ["+7 (495) 111-22-33", "8 495 111-22-44",
+                                               "74951112255"]  # kept as written
+    assert merged.route_line_keys == {74951112233, 74951112244, 74951112255}
+    assert Settings.from_stored(merged.to_json()).route_line_keys == merged.route_line_keys
+
+
+@pytest.mark.parametrize("line", ["not a phone", "12", "+7 (495) 111-22-33 ext. abc"])
+def test_a_route_line_that_is_not_a_phone_number_is_refused(line: str) -> None:
+    assert _field_of({"route_lines": ["74951112233", line]}) == "route_lines"
+
+
+def test_route_lines_are_read_with_the_region_sent_with_them() -> None:
+    merged = merge_update(Settings(), {"default_region": "US", "route_lines": ["(650) 253-0000"]})
+    assert merged.route_line_keys == {16502530000}
+    in_russia = merge_update(Settings(), {"route_lines": ["(650) 253-0000"]})
+    assert in_russia.route_line_keys == {76502530000}
+
+
+def test_too_many_route_lines_are_refused() -> None:
+    lines = [f"7495111{i:04d}" for i in range(101)]
+    assert _field_of({"route_lines": lines}) == "route_lines"

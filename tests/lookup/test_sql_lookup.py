@@ -11,7 +11,15 @@ import asyncpg
 
 from cache.loader import load_account_index
 from lookup.phones import phone_key
-from lookup.rules import NO_ACTIVE_RESPONSIBLE, NO_CLIENT, NO_EXTENSION, Decision
+from lookup.rules import (
+    BUSY,
+    NEXT_FREE,
+    NO_ACTIVE_RESPONSIBLE,
+    NO_CLIENT,
+    NO_EXTENSION,
+    Decision,
+    FoundBy,
+)
 from lookup.sql_lookup import decide_sql
 from tests.conftest import load_records
 
@@ -47,8 +55,10 @@ def _written(key: int, rng: random.Random | None) -> str:
     return forms[0] if rng is None else rng.choice(forms)
 
 
-def expected_decision(records: list[dict[str, Any]], key: int) -> Decision:
-    """PROTOCOLS §4 written out plainly, as the reference both lookups must match."""
+def expected_decision(records: list[dict[str, Any]], key: int,
+                      busy: frozenset[str] = frozenset()) -> Decision:
+    """PROTOCOLS §4 written out plainly, as the reference both lookups must match;
+    with ``busy`` (extensions on a call), as ``skip_busy_responsible`` has it."""
     employees = {r["id"]: r for r in records if r["type"] == "employee"}
     clients = {r["id"]: r for r in records if r["type"] == "client"}  # last line wins
     number = str(key)
@@ -57,6 +67,7 @@ def expected_decision(records: list[dict[str, Any]], key: int) -> Decision:
     if not owners:
         return Decision(number, NO_CLIENT)
     first = min(owners, key=lambda c: int(c["id"]))
+    busy_ones = []
     for r in first["responsibles"]:
         if r["type"] != "employee":
             continue
@@ -65,7 +76,14 @@ def expected_decision(records: list[dict[str, Any]], key: int) -> Decision:
             continue
         if not e.get("extension"):
             return Decision(number, NO_EXTENSION, first["id"], e["id"])
+        if e["extension"] in busy:
+            busy_ones.append(e)
+            continue
+        if busy_ones:
+            return FoundBy(NEXT_FREE, number, None, first["id"], e["id"], e["extension"])
         return Decision(number, None, first["id"], e["id"], e["extension"])
+    if busy_ones:
+        return Decision(number, BUSY, first["id"], busy_ones[0]["id"])
     return Decision(number, NO_ACTIVE_RESPONSIBLE, first["id"])
 
 
@@ -201,3 +219,58 @@ async def test_each_routing_rule_gives_the_same_decision_in_sql_and_index(
         got = (by_sql.client_id, by_sql.employee_id, by_sql.extension, by_sql.reason)
         assert got == want[name], name
         assert by_index == by_sql, name
+
+
+async def test_sql_and_index_pass_over_the_same_busy_employees(
+    dsn: str, db: asyncpg.Connection
+) -> None:
+    ds = generated(seed=7)
+    await load_records(dsn, ds.records)
+    account_id = await _account_id(db)
+    index = await load_account_index(db, account_id)
+    extensions = sorted({r["extension"] for r in ds.records
+                         if r["type"] == "employee" and r.get("extension")})
+    rng = random.Random(3)
+    outcomes: Counter[str] = Counter()
+    for round_ in range(3):
+        busy = frozenset(rng.sample(extensions, len(extensions) // (2 + round_)))
+        for key in sorted(ds.keys):
+            expected = expected_decision(ds.records, key, busy)
+            assert await decide_sql(db, account_id, key, busy) == expected, key
+            assert index.decide_key(key, busy) == expected, key
+            outcomes[expected.via or expected.reason or "routed"] += 1
+    assert {BUSY, NEXT_FREE, "routed", NO_EXTENSION} <= set(outcomes)
+
+
+async def test_busy_responsibles_are_passed_over_in_the_crm_order(
+    dsn: str, db: asyncpg.Connection
+) -> None:
+    ds = DataSet()
+    for crm_id, extension, active in (("1", "101", True), ("2", "102", True),
+                                      ("3", "103", False), ("4", None, True),
+                                      ("5", "105", True)):
+        ds.employee(crm_id, extension, active)
+    ds.client("10", [79160000001], [("employee", "1"), ("employee", "3"), ("client", "11"),
+                                    ("employee", "2"), ("employee", "5")])
+    ds.client("11", [79160000002], [("employee", "1"), ("employee", "4"), ("employee", "2")])
+    ds.client("12", [79160000003], [("employee", "3")])
+    await load_records(dsn, ds.records)
+    account_id = await _account_id(db)
+    index = await load_account_index(db, account_id)
+    cases = [
+        (79160000001, set(), Decision("79160000001", None, "10", "1", "101")),
+        (79160000001, {"101"}, FoundBy(NEXT_FREE, "79160000001", None, "10", "2", "102")),
+        (79160000001, {"101", "102"}, FoundBy(NEXT_FREE, "79160000001", None, "10", "5", "105")),
+        (79160000001, {"101", "102", "105"}, Decision("79160000001", BUSY, "10", "1")),
+        (79160000001, {"102", "999"}, Decision("79160000001", None, "10", "1", "101")),
+        # the next active one has no extension: as always, nobody else is tried
+        (79160000002, {"101"}, Decision("79160000002", NO_EXTENSION, "11", "4")),
+        (79160000003, {"103"}, Decision("79160000003", NO_ACTIVE_RESPONSIBLE, "12")),
+        (79169999999, {"101"}, Decision("79169999999", NO_CLIENT)),
+    ]
+    for key, busy, want in cases:
+        assert index.decide_key(key, busy) == want, (key, busy)
+        assert await decide_sql(db, account_id, key, busy) == want, (key, busy)
+    assert index.decide_key(79160000001, {"101"}).to_json() == {
+        "number": "79160000001", "client_id": "10", "employee_id": "2", "extension": "102",
+        "via": "next_free"}

@@ -106,6 +106,9 @@ async def test_settings_put_replaces_only_the_keys_sent(svc: Service) -> None:
           "accepted_incoming": "client_and_deal"}, "accepted_deal"),
         ({"colour": "red"}, "colour"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"route_lines": ["74951112233", "line one"]}, "route_lines"),
+        ({"route_unknown_to_last_contact": {"enabled": True, "within_hours": 721}},
+         "route_unknown_to_last_contact.within_hours"),
     ],
 )
 async def test_settings_put_names_the_bad_field_and_changes_nothing(
@@ -117,6 +120,16 @@ async def test_settings_put_names_the_bad_field_and_changes_nothing(
     assert (await resp.json())["field"] == field
     after = await (await svc.client.get("/api/settings", headers=OPERATOR)).json()
     assert after == Settings().to_json()
+
+
+async def test_settings_put_takes_the_routing_settings_and_get_shows_them(svc: Service) -> None:
+    body = {"skip_busy_responsible": True, "route_lines": ["+7 (495) 111-22-33"],
+            "route_unknown_to_last_contact": {"enabled": True, "within_hours": 24}}
+    resp = await svc.client.put("/api/settings", headers=OPERATOR, json=body)
+    assert resp.status == 200
+    assert await resp.json() == {**Settings().to_json(), **body}
+    after = await (await svc.client.get("/api/settings", headers=OPERATOR)).json()
+    assert after == {**Settings().to_json(), **body}
 
 
 async def test_settings_put_accepts_known_employee_and_deal(svc: Service, dsn: str) -> None:
