@@ -10,7 +10,8 @@ requests). The settings go through ``PUT /api/settings``, which checks the deal
 targets against those programs as it would for a user.
 
 ``python -m bench.auto prepare --data-dir D`` does the SQL in its own process
-(it joins, or starts, the embedded PostgreSQL of ``D``) and prints the account id.
+(it joins, or starts, the embedded PostgreSQL of ``D``) and prints the account id;
+``clear`` empties the outbox after the mode.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "DEAL_MISSED",
     "action_counts",
     "automation_settings",
+    "clear_outbox",
     "default_settings",
     "ivr_employee",
     "main",
@@ -210,29 +212,37 @@ def wait_synced(base_url: str, token: str, *, within: float) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-async def _prepare(dsn: str) -> int:
+async def clear_outbox(con: asyncpg.Connection, account_id: int) -> int:
+    """The actions left pending (the cap is far below the calls' rate): the modes after
+    ``auto`` share its database and have no CRM to apply them."""
+    status: str = await con.execute("DELETE FROM crm_actions WHERE account_id = $1", account_id)
+    return int(status.split()[-1])
+
+
+async def _command(dsn: str, command: str) -> dict[str, int]:
     con = await asyncpg.connect(dsn)
     try:
         account_id: int | None = await con.fetchval(
             "SELECT id FROM accounts WHERE name = 'default'")
         if account_id is None:
             raise RuntimeError("no account named default (import the data first)")
-        await prepare_account(con, account_id)
-        return account_id
+        if command == "prepare":
+            await prepare_account(con, account_id)
+            return {"account_id": account_id}
+        return {"account_id": account_id, "cleared": await clear_outbox(con, account_id)}
     finally:
         await con.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.auto")
-    p.add_argument("command", choices=["prepare"])
+    p.add_argument("command", choices=["prepare", "clear"])
     p.add_argument("--data-dir", type=Path, required=True)
     a = p.parse_args(argv)
     from lookup.embedded import ensure_embedded
 
     dsn = ensure_embedded(a.data_dir)
-    account_id = asyncio.run(_prepare(dsn))
-    sys.stdout.buffer.write(orjson.dumps({"account_id": account_id}) + b"\n")
+    sys.stdout.buffer.write(orjson.dumps(asyncio.run(_command(dsn, a.command))) + b"\n")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def crm_main(
     latency_ms: float, rate_cap_per_s: int = 0,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
+    # a client that goes away mid-request (the service stopped) is not the emulator's error
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             runner.run(_serve(conn, host, port, data_file, clients, seed, latency_ms,

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,12 +254,16 @@ def _prepare_auto(st: _Run, info: DatasetInfo, pbx: PbxProcess, env: dict[str, s
     """Before ``serve``: the programs and sync state in the database (``bench.auto``),
     and the PBX's users, so the sync's first pass keeps every extension."""
     pbx.set_users(pbx_users(info.path))
+    _auto_sql(st, "prepare", env)
+
+
+def _auto_sql(st: _Run, command: str, env: Mapping[str, str]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.auto", "prepare", "--data-dir", env["ROUTER_DATA_DIR"]],
+        [sys.executable, "-m", "bench.auto", command, "--data-dir", env["ROUTER_DATA_DIR"]],
         env=dict(env), cwd=st.work, capture_output=True, timeout=120, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise ServiceError(f"auto: preparing the account failed: {' | '.join(tail)}")
+        raise ServiceError(f"auto: {command} failed: {' | '.join(tail)}")
 
 
 def _start_auto(st: _Run, service: ServiceProcess, info: DatasetInfo) -> None:
@@ -300,13 +304,15 @@ def _automation_outcome(st: _Run, service: ServiceProcess, crm: CrmProcess) -> d
 
 
 def _reset_auto(st: _Run, service: ServiceProcess) -> None:
-    """The modes after ``auto`` share its database: the settings go back to the defaults."""
+    """The modes after ``auto`` share its database: the settings go back to the defaults
+    and the actions left pending are dropped (those modes have no CRM to apply them)."""
     if service.pid is None:
         return
     try:
         put_settings(service.base_url, _admin_token(st.token), default_settings())
+        _auto_sql(st, "clear", service.spec.env)
     except (RuntimeError, OSError) as exc:
-        st.notes.append(f"auto: settings not reset ({exc}); later modes plan CRM actions")
+        st.notes.append(f"auto: not cleaned up ({exc}); the later modes may plan CRM actions")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from automation.metrics import AutomationMetrics
 from bench.auto import (
     automation_settings,
+    clear_outbox,
     default_settings,
     ivr_employee,
     metric_counts,
@@ -71,6 +72,15 @@ async def test_the_prepared_account_has_the_emulators_programs_and_no_full_pass_
     assert state["watermark"] == now
     assert not full_due(state, False, now, "Europe/Moscow", now)
     assert await db.fetchval("SELECT count(*) FROM crm_actions") == 0  # nothing left over
+
+
+async def test_clearing_the_outbox_drops_the_accounts_actions(db: asyncpg.Connection) -> None:
+    account_id = await _account(db)
+    await db.executemany("INSERT INTO crm_actions (account_id, entry_id, action, payload)"
+                         " VALUES ($1, $2, 'create_deal', '{}')",
+                         [(account_id, f"call-{n}") for n in range(3)])
+    assert await clear_outbox(db, account_id) == 3
+    assert await db.fetchval("SELECT count(*) FROM crm_actions") == 0
 
 
 async def test_the_automation_settings_need_the_prepared_programs(
