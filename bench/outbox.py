@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import gc
 import logging
@@ -430,11 +431,11 @@ def run(cfg: OutboxConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
     logger.info("memory: %.0f bytes per live call traced, %.0f by RSS",
                 memory["traced_bytes_per_call"], memory["rss_bytes_per_call"])
     work = work_dir or Path(tempfile.mkdtemp(prefix="mango-outbox-"))
-    try:
-        drain, outage = asyncio.run(_crm_figures(cfg, work, notes))
-    finally:
-        if work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    if work_dir is None:
+        # at exit, after the embedded server's own handler (registered later, so run
+        # first) has stopped it and deleted its data: it takes a lock under ``work``
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
+    drain, outage = asyncio.run(_crm_figures(cfg, work, notes))
     results: dict[str, Any] = {
         "machine": machine_description(),
         "quick": cfg.quick,
