@@ -2,9 +2,14 @@
 
 A create is never re-sent blind: an attempt that timed out or was answered
 5xx may have landed (the action is then ``uncertain``), so the next attempt
-first looks for what it made — a client by its phone, a deal by its client
-and name — and only creates when nothing is there. Reads, call records
-(idempotent by ``providerId``) and responsible updates are safe to repeat.
+first looks for what it made — a client by its phone, a deal by its client,
+name, program and manager — and only creates when nothing is there. A
+client's calls in one minute make deals of one name, so a deal another
+action made or found (recorded in the outbox, or made by this applier and
+not recorded yet) is never taken for this one's; one client's deals are made
+one at a time, so no lookup sees a deal whose maker has not heard back yet.
+Reads, call records (idempotent by ``providerId``) and responsible updates
+are safe to repeat.
 A created client is written into the copy at once, so the index routes the
 caller's next call to its responsible.
 """
@@ -14,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +29,7 @@ import asyncpg
 
 from lookup.accounts import Account
 from lookup.importer import ClientRecord, replace_responsibles, write_clients
-from lookup.outbox import ActionRow
+from lookup.outbox import ActionRow, taken_crm_ids
 from lookup.programs import state_types
 from mango.recording import recording_link
 from megaplan import mapping as mp
@@ -33,23 +41,49 @@ __all__ = ["LINE_FIELD_TITLE", "ActionApplier", "DependencyFailed"]
 
 LINE_FIELD_TITLE = "Номер линии MANGO OFFICE"
 _RECORDING_LINK_DAYS = 365  # how long the signed link on the card works
+_RECENT_DEALS = 10_000  # made here and perhaps not recorded yet (recorded within seconds)
 
 
 class DependencyFailed(Exception):
     """The action that was to make this one's client did not."""
 
 
+class _KeyedLocks:
+    """One lock per key, forgotten when nobody holds it or waits for it."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class ActionApplier:
     """Applies actions of one account through its CRM client; returns (crm id, note)."""
 
-    __slots__ = ("_account", "_crm", "_deal_locks", "_line_field", "_pool")
+    __slots__ = ("_account", "_crm", "_deal_clients", "_line_field", "_made_deals", "_pool")
 
     def __init__(self, crm: MegaplanClient, pool: asyncpg.Pool, account: Account) -> None:
         self._crm = crm
         self._pool = pool
         self._account = account
         self._line_field: str | bool | None = False  # False: not looked up yet
-        self._deal_locks: dict[str, asyncio.Lock] = {}
+        self._deal_clients = _KeyedLocks()
+        self._made_deals: OrderedDict[str, None] = OrderedDict()
 
     @property
     def account(self) -> Account:
@@ -117,32 +151,38 @@ class ActionApplier:
         return self._line_field if isinstance(self._line_field, str) else None
 
     async def _create_deal(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
-        # one client's deals one at a time: "if none is open" must see the one just made
-        lock = self._deal_locks.setdefault(client_id, asyncio.Lock())
-        try:
-            async with lock:
-                return await self._create_deal_alone(row, client_id)
-        finally:
-            if not lock.locked():
-                self._deal_locks.pop(client_id, None)
-
-    async def _create_deal_alone(self, row: ActionRow, client_id: str
-                                 ) -> tuple[str | None, str | None]:
-        p = row.payload
-        if p.get("only_if_none_open") or row.uncertain:
-            deals = await self._crm.client_deals(client_id)
-            if row.uncertain:
-                made = next((d for d in deals if d.name == p["name"]
-                             and d.program_id == p["program_id"]
-                             and d.manager_id in (None, p["manager_id"])), None)
-                if made is not None:
+        async with self._deal_clients.hold(client_id):
+            p = row.payload
+            if p.get("only_if_none_open") or row.uncertain:
+                deals = await self._crm.client_deals(client_id)
+                if row.uncertain and (made := await self._made_before(row, deals)) is not None:
+                    self._made_deal(made.id)
                     return made.id, "made by an earlier attempt"
-            if p.get("only_if_none_open") and await self._any_open(deals):
-                return None, "the client has an open deal"
-        deal = await self._crm.create_deal(
-            program_id=p["program_id"], state_id=p.get("state_id"), contractor_id=client_id,
-            manager_id=p["manager_id"], name=p["name"])
-        return deal.id, None
+                if p.get("only_if_none_open") and await self._any_open(deals):
+                    return None, "the client has an open deal"
+            deal = await self._crm.create_deal(
+                program_id=p["program_id"], state_id=p.get("state_id"), contractor_id=client_id,
+                manager_id=p["manager_id"], name=p["name"])
+            self._made_deal(deal.id)
+            return deal.id, None
+
+    async def _made_before(self, row: ActionRow, deals: Sequence[mp.Deal]) -> mp.Deal | None:
+        """The deal an earlier attempt of this action made, if one did: as it asked, and
+        not another action's."""
+        p = row.payload
+        alike = [d for d in deals if d.name == p["name"] and d.program_id == p["program_id"]
+                 and d.manager_id in (None, p["manager_id"]) and d.id not in self._made_deals]
+        if not alike:
+            return None
+        async with self._pool.acquire() as con:
+            taken = await taken_crm_ids(con, self._account.id, row.action,
+                                        [d.id for d in alike], other_than=row.id)
+        return next((d for d in alike if d.id not in taken), None)
+
+    def _made_deal(self, deal_id: str) -> None:
+        self._made_deals[deal_id] = None
+        while len(self._made_deals) > _RECENT_DEALS:
+            self._made_deals.popitem(last=False)
 
     async def _any_open(self, deals: list[mp.Deal]) -> bool:
         """A deal is open while its state's type is active; the copy's programs tell the

@@ -1,101 +1,109 @@
-"""The CRM emulator (``emulators/megaplan.py``) in its own process, answering the
-per-call ``callRoute`` of the ``crm`` mode after an injected latency, over the
-same data the service imported."""
+"""The CRM emulator (``emulators/megaplan.py``) in its own process, over the same data
+the service imported: it answers the per-call ``callRoute`` of the ``crm`` mode and
+the writes of the call automation (``auto`` mode, ``bench.outbox``) after an injected
+latency, under a rate cap. The parent reads its counters (what landed, how often) and
+changes its faults (an outage) over the pipe."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import logging
-import socket
-import time
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench.procs import ChildProcess, new_event_loop, serve_pipe
 
-__all__ = ["CrmProcess", "crm_main", "crm_unavailable"]
+__all__ = ["CrmProcess", "crm_main", "crm_stats", "crm_unavailable"]
 
 logger = logging.getLogger(__name__)
+
+# what the parent may change while it runs (numbers only: the rest is not for a bench)
+_FAULTS = frozenset({"latency_ms", "rate_cap_per_s", "write_error_rate", "lost_answer_rate",
+                     "throttle_rate", "retry_after_s"})
 
 
 def crm_unavailable() -> str | None:
     """Why the CRM emulator cannot be used, or None when it can."""
     try:
-        megaplan = importlib.import_module("emulators.megaplan")
+        from emulators.megaplan import serve_megaplan  # noqa: F401
     except ImportError as exc:
-        return f"emulators.megaplan is not there yet ({exc})"
-    if not hasattr(megaplan, "run_megaplan_emulator"):
-        return "emulators.megaplan has no run_megaplan_emulator"
+        return f"emulators.megaplan cannot be imported ({exc})"
     return None
 
 
 def crm_main(
     conn: Connection, host: str, port: int, data_file: str, clients: int, seed: int,
-    latency_ms: float,
+    latency_ms: float, rate_cap_per_s: int = 0,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
+    # a client that goes away mid-request (the service stopped) is not the emulator's error
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
-            runner.run(_serve(conn, host, port, data_file, clients, seed, latency_ms))
+            runner.run(_serve(conn, host, port, data_file, clients, seed, latency_ms,
+                              rate_cap_per_s))
         except Exception as exc:
             logger.exception("CRM emulator failed")
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def crm_stats(state: Any) -> dict[str, Any]:
+    """What the automation's writes did to the emulated CRM (``MegaplanState``)."""
+    posts = state.call_posts
+    return {
+        "applied": dict(state.applied),
+        "clients_created": len(state.created_client_ids),
+        "distinct_clients_created": len(set(state.created_client_ids)),
+        "deals": len(state.deals),
+        "calls": len(state.call_infos),
+        "calls_posted_twice": sum(1 for n in posts.values() if n > 1),
+        "requests": state.request_count,
+        "tokens_issued": state.tokens_issued,
+    }
+
+
 async def _serve(
     conn: Connection, host: str, port: int, data_file: str, clients: int, seed: int,
-    latency_ms: float,
+    latency_ms: float, rate_cap_per_s: int,
 ) -> None:
-    run_megaplan_emulator = importlib.import_module("emulators.megaplan").run_megaplan_emulator
+    from emulators.megaplan import generate, load_jsonl, serve_megaplan
 
-    kwargs: dict[str, Any] = {
-        "host": host, "port": port, "clients": clients, "seed": seed,
-        "latency_ms": latency_ms, "data_file": Path(data_file),
-    }
-    accepted = inspect.signature(run_megaplan_emulator).parameters
-    task = asyncio.ensure_future(
-        run_megaplan_emulator(**{k: v for k, v in kwargs.items() if k in accepted})
-    )
-    deadline = time.monotonic() + 120
-    while not _listening(host, port):
-        if task.done():
-            task.result()  # raises what stopped it
-            raise RuntimeError("the CRM emulator returned before it listened")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the CRM emulator did not listen within 120 s")
-        await asyncio.sleep(0.1)
+    state = load_jsonl(data_file) if data_file else generate(clients, seed)
+    state.faults.latency_ms = latency_ms
+    state.faults.rate_cap_per_s = rate_cap_per_s
+
     async def handle(msg: tuple[Any, ...]) -> Any:
+        if msg[0] == "stats":
+            return crm_stats(state)
+        if msg[0] == "faults":
+            changes: Mapping[str, float] = msg[1]
+            bad = set(changes) - _FAULTS
+            if bad:
+                raise ValueError(f"unknown faults {sorted(bad)}")
+            for name, value in changes.items():
+                setattr(state.faults, name, value)
+            return None
+        if msg[0] == "down_for":
+            state.faults.down_for(float(msg[1]))
+            return None
         raise ValueError(f"unknown command {msg[0]!r}")
 
-    conn.send(("ok", port))
-    try:
-        pipe = asyncio.ensure_future(serve_pipe(conn, handle))
-        await asyncio.wait({task, pipe}, return_when=asyncio.FIRST_COMPLETED)
-        pipe.cancel()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    async with serve_megaplan(state, host, port):
+        conn.send(("ok", port))
+        await serve_pipe(conn, handle)
 
 
 class CrmProcess:
     def __init__(
-        self, host: str, port: int, *, data_file: Path, clients: int, seed: int,
-        latency_ms: float,
+        self, host: str, port: int, *, data_file: Path | None, clients: int, seed: int,
+        latency_ms: float, rate_cap_per_s: int = 0,
     ) -> None:
         self.host, self.port = host, port
         self._child = ChildProcess(
-            "crm-emulator", crm_main, host, port, str(data_file), clients, seed, latency_ms
+            "crm-emulator", crm_main, host, port, str(data_file or ""), clients, seed,
+            latency_ms, rate_cap_per_s,
         )
         try:
             self._child.receive(150)
@@ -106,6 +114,18 @@ class CrmProcess:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of what landed (see ``crm_stats``)."""
+        found: dict[str, Any] = self._child.call(("stats",), 30)
+        return found
+
+    def set_faults(self, **changes: float) -> None:
+        self._child.call(("faults", changes), 30)
+
+    def down_for(self, seconds: float) -> None:
+        """Every request answered 503 for ``seconds`` from now."""
+        self._child.call(("down_for", seconds), 30)
 
     def stop(self) -> None:
         self._child.stop()

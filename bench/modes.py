@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.config import BenchConfig
 from bench.data import DatasetInfo, plan_calls
@@ -61,6 +62,7 @@ class ModeResult:
     max_rate: int | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    automation: dict[str, Any] | None = None  # auto mode: what the call automation did
 
     def fixed(self) -> list[StepResult]:
         return [s for s in self.steps if not s.search]

@@ -38,6 +38,9 @@ async def _serve(conn: Connection, host: str, port: int, state: PbxState) -> Non
             return routes, state.bad_signatures
         if msg[0] == "count":
             return sum(1 for c in state.commands if c.command == "commands/route")
+        if msg[0] == "users":  # what ``config/users/request`` answers (the CRM sync asks)
+            state.users = list(msg[1])
+            return len(state.users)
         raise ValueError(f"unknown command {msg[0]!r}")
 
     async with serve_pbx(state, host, port):
@@ -66,6 +69,10 @@ class PbxProcess:
 
     def count(self) -> int:
         return int(self._child.call(("count",), 10))
+
+    def set_users(self, users: list[dict[str, Any]]) -> None:
+        """The PBX's users from now on (the CRM sync matches employees to them by e-mail)."""
+        self._child.call(("users", users), 30)
 
     def stop(self) -> None:
         self._child.stop()

@@ -77,6 +77,8 @@ def _mode_json(result: ModeResult) -> dict[str, Any]:
     }
     if result.error:
         out["error"] = result.error
+    if result.automation is not None:
+        out["automation"] = result.automation
     return out
 
 
@@ -172,6 +174,13 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
     out.append(_ratio_target(
         "index max rate >= 0.8 x floor's", idx_max, floor_max,
         "index / floor max rate", at_least=0.8))
+    if "auto" in results.get("modes", {}):  # call automation on: routing must not suffer
+        out.append(_ratio_target(
+            "P1 auto p99 at 1000/s <= 1.5 x floor p99", floor_1k, _p99(results, "auto", 1000),
+            "floor p99 / auto p99 (ms)", at_least=1 / 1.5))
+        out.append(_ratio_target(
+            "P2 auto max rate >= 0.8 x floor's", _max_rate(results, "auto"), floor_max,
+            "auto / floor max rate", at_least=0.8))
     out.append(_ratio_target(
         "index p99 at 2000/s >= 3x lower than sql's", _p99(results, "sql", 2000),
         _p99(results, "index", 2000), "sql p99 / index p99 (ms)", at_least=3.0))
@@ -230,6 +239,14 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return str(value)
 
 
+def _automation_line(a: Mapping[str, Any]) -> str:
+    planned = ", ".join(f"{k} {v}" for k, v in sorted(a.get("planned", {}).items()))
+    applied = ", ".join(f"{k} {v}" for k, v in sorted(a.get("crm_applied", {}).items()))
+    return (f"CRM actions: {a.get('planned_total')} planned ({planned or 'none'}), "
+            f"{a.get('done_total')} done, {a.get('pending_at_end')} pending at the end; "
+            f"the CRM (cap {a.get('crm_rate')}/s) applied {applied or 'nothing'}")
+
+
 def format_report(results: Mapping[str, Any]) -> str:
     lines: list[str] = []
     data = results.get("data", {})
@@ -256,6 +273,8 @@ def format_report(results: Mapping[str, Any]) -> str:
             )
         err = f"  ERROR: {m['error']}" if m.get("error") else ""
         lines.append(f"{mode:<6} max sustainable rate: {_fmt(m.get('max_rate'))}/s{err}")
+        if m.get("automation"):
+            lines.append(f"{mode:<6} {_automation_line(m['automation'])}")
     lines.append("(* = step-up search step; sustainable = p99 <= 50 ms, nothing lost or wrong, "
                  "no errors, generator at >= 95% of the rate)")
     ib = results.get("index_build", {})

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,15 @@ from typing import Any
 
 import orjson
 
+from bench.auto import (
+    automation_settings,
+    default_settings,
+    ivr_employee,
+    metric_counts,
+    pbx_users,
+    put_settings,
+    wait_synced,
+)
 from bench.config import BenchConfig
 from bench.crm import CrmProcess, crm_unavailable
 from bench.data import DatasetInfo, plan_calls, write_dataset
@@ -48,6 +58,7 @@ HOST = "127.0.0.1"
 API_KEY = "bench-vpbx-key"
 API_SALT = "bench-vpbx-salt"
 _ENV_DROP = ("ROUTER_", "MANGO_", "MEGAPLAN_", "ROUTE_", "DATABASE_URL", "XDG_RUNTIME_DIR")
+_AUTO_POLL_S = 3600  # the sync polls once at start (an incremental pass), not during the run
 
 
 @dataclass(slots=True, kw_only=True)
@@ -176,7 +187,7 @@ def _run_mode(
     port = free_port()
     target = LoadTarget(mode=mode, host=HOST, port=port, api_key=API_KEY, salt=API_SALT,
                         fixed_route=FIXED_EXTENSION if mode == "floor" else None)
-    with _crm_if_needed(st, mode, info) as crm_url:
+    with _crm_if_needed(st, mode, info) as crm:
         if mode == "floor":
             spec = ServiceSpec(
                 name="floor",
@@ -188,12 +199,17 @@ def _run_mode(
         else:
             data_dir = st.work / "db-load"
             extra = {"ROUTER_PORT": str(port), "MANGO_API_URL": pbx.url,
-                     "ROUTE_DEADLINE_MS": str(cfg.route_deadline_ms), "ROUTER_LOOKUP": mode}
-            if crm_url:
-                extra.update(ROUTER_LOOKUP_CRM_URL=crm_url, ROUTER_LOOKUP_CRM_USER="demo",
+                     "ROUTE_DEADLINE_MS": str(cfg.route_deadline_ms),
+                     "ROUTER_LOOKUP": "index" if mode == "auto" else mode}
+            if mode == "crm" and crm is not None:
+                extra.update(ROUTER_LOOKUP_CRM_URL=crm.url, ROUTER_LOOKUP_CRM_USER="demo",
                              ROUTER_LOOKUP_CRM_PASSWORD="demo")
+            if mode == "auto" and crm is not None:
+                extra.update(auto_env(crm.url, rate=cfg.auto_crm_rate, token=st.token))
             env = product_env(data_dir, **extra)
             _ensure_imported(st, info.path, data_dir, env)
+            if mode == "auto":
+                _prepare_auto(st, info, pbx, env)
             spec = ServiceSpec(
                 name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
                 env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
@@ -202,30 +218,116 @@ def _run_mode(
         try:
             took = service.start()
             logger.info("%s ready in %.1f s (pid %s)", spec.name, took, service.pid)
+            if mode == "auto":
+                _start_auto(st, service, info)
             result = run_mode(cfg, target, info, loadgen, pbx, run_token=st.token,
                               deadline=deadline)
             if mode == "index":
                 _measure_sidecar(st, service, info, loadgen, sidecar)
                 _measure_freshness(st, service, info, spec, freshness)
+            if mode == "auto" and crm is not None:
+                result.automation = _automation_outcome(st, service, crm)
         finally:
+            if mode == "auto":
+                _reset_auto(st, service)
             code = service.stop()
             if code not in (0, None, -15):
                 st.notes.append(f"{spec.name} exited with {code} on SIGTERM")
     return result
 
 
+def auto_env(crm_url: str, *, rate: int, token: str) -> dict[str, str]:
+    """The ``auto`` mode's service: the CRM (and its rate cap), no poll during the run,
+    an operator token for the settings."""
+    return {
+        "MEGAPLAN_URL": crm_url, "MEGAPLAN_USERNAME": "demo", "MEGAPLAN_PASSWORD": "demo",
+        "MEGAPLAN_RATE": str(rate), "MEGAPLAN_POLL_SECONDS": str(_AUTO_POLL_S),
+        "ROUTER_ADMIN_TOKEN": _admin_token(token),
+    }
+
+
+def _admin_token(run_token: str) -> str:
+    return f"bench-operator-{run_token}"
+
+
+def _prepare_auto(st: _Run, info: DatasetInfo, pbx: PbxProcess, env: dict[str, str]) -> None:
+    """Before ``serve``: the programs and sync state in the database (``bench.auto``),
+    and the PBX's users, so the sync's first pass keeps every extension."""
+    pbx.set_users(pbx_users(info.path))
+    _auto_sql(st, "prepare", env)
+
+
+def _auto_sql(st: _Run, command: str, env: Mapping[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.auto", command, "--data-dir", env["ROUTER_DATA_DIR"]],
+        env=dict(env), cwd=st.work, capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise ServiceError(f"auto: {command} failed: {' | '.join(tail)}")
+
+
+def _start_auto(st: _Run, service: ServiceProcess, info: DatasetInfo) -> None:
+    """The automation's settings (through the API), then wait for the sync's first pass."""
+    token = _admin_token(st.token)
+    put_settings(service.base_url, token, automation_settings(ivr_employee(info.path)))
+    t = time.monotonic()
+    status = wait_synced(service.base_url, token, within=60)
+    logger.info("auto: settings in force; the sync's first pass took %.1f s "
+                "(%s CRM requests); waited %.1f s", status["incremental"]["duration_seconds"]
+                or 0.0, status["incremental"]["requests"], time.monotonic() - t)
+
+
+def _automation_outcome(st: _Run, service: ServiceProcess, crm: CrmProcess) -> dict[str, Any]:
+    """What the automation did during the mode: planned and done (the service's
+    counters), and what landed in the CRM (the emulator's)."""
+    time.sleep(0.5)  # the last calls' summaries are planned within a batch wait
+    with urllib.request.urlopen(f"{service.base_url}/metrics", timeout=10) as resp:
+        counts = metric_counts(resp.read().decode())
+    stats = crm.stats()
+    out: dict[str, Any] = {
+        "crm_rate": st.cfg.auto_crm_rate,
+        "planned": counts["planned"],
+        "planned_total": counts["planned_total"],
+        "done_total": counts["done_total"],
+        "attempts": counts["attempts"],
+        "pending_at_end": counts["planned_total"] - counts["done_total"] - sum(
+            v.get("failed", 0) for v in counts["attempts"].values()),
+        "crm_applied": stats["applied"],
+        "crm_requests": stats["requests"],
+    }
+    logger.info("auto: %d CRM actions planned, %d done (%s); the CRM applied %s",
+                out["planned_total"], out["done_total"], counts["planned"], stats["applied"])
+    if not out["planned_total"] or not out["done_total"]:
+        st.notes.append(f"auto: the automation did not work: {out['planned_total']} actions "
+                        f"planned, {out['done_total']} done")
+    return out
+
+
+def _reset_auto(st: _Run, service: ServiceProcess) -> None:
+    """The modes after ``auto`` share its database: the settings go back to the defaults
+    and the actions left pending are dropped (those modes have no CRM to apply them)."""
+    if service.pid is None:
+        return
+    try:
+        put_settings(service.base_url, _admin_token(st.token), default_settings())
+        _auto_sql(st, "clear", service.spec.env)
+    except (RuntimeError, OSError) as exc:
+        st.notes.append(f"auto: not cleaned up ({exc}); the later modes may plan CRM actions")
+
+
 @contextmanager
-def _crm_if_needed(st: _Run, mode: str, info: DatasetInfo) -> Iterator[str | None]:
-    if mode != "crm":
+def _crm_if_needed(st: _Run, mode: str, info: DatasetInfo) -> Iterator[CrmProcess | None]:
+    if mode not in ("crm", "auto"):
         yield None
         return
     why = crm_unavailable()
     if why:
-        raise ServiceError(f"crm mode skipped: {why}")
+        raise ServiceError(f"{mode} mode skipped: {why}")
     crm = CrmProcess(HOST, free_port(), data_file=info.path, clients=info.clients,
-                     seed=st.cfg.seed, latency_ms=st.cfg.crm_latency_ms)
+                     seed=st.cfg.seed, latency_ms=st.cfg.crm_latency_ms,
+                     rate_cap_per_s=st.cfg.auto_crm_rate if mode == "auto" else 0)
     try:
-        yield crm.url
+        yield crm
     finally:
         crm.stop()
 

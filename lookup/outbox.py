@@ -37,6 +37,7 @@ __all__ = [
     "release_leases",
     "remember_new_number",
     "retry_later",
+    "taken_crm_ids",
 ]
 
 STATES = ("pending", "done", "failed", "dry_run")
@@ -182,6 +183,16 @@ async def claim_due(con: Conn, account_id: int, *, limit: int, lease_s: float
                       uncertain=r["uncertain"], depends_on=r["depends_on"],
                       dependency_state=r["dep_state"], dependency_crm_id=r["dep_crm_id"])
             for r in sorted(rows, key=lambda r: r["id"])]
+
+
+async def taken_crm_ids(con: Conn, account_id: int, action: str, crm_ids: Sequence[str], *,
+                        other_than: int) -> set[str]:
+    """Which of these CRM objects other actions of this kind made (or found) already."""
+    rows = await con.fetch(
+        """SELECT crm_id FROM crm_actions
+           WHERE account_id = $1 AND action = $2 AND crm_id = ANY($3::text[]) AND id <> $4""",
+        account_id, action, list(crm_ids), other_than)
+    return {r["crm_id"] for r in rows}
 
 
 async def release_leases(con: Conn, account_id: int, *, older_than_s: float) -> None:

@@ -50,3 +50,8 @@ CREATE TRIGGER crm_actions_ins AFTER INSERT ON crm_actions REFERENCING NEW TABLE
 
 -- A starting replica takes up the calls of the last minutes (automation.engine).
 CREATE INDEX call_events_by_time ON call_events (received_at);
+
+-- A create that may have landed looks in the CRM for what it made; what another action
+-- made or found is not its (a client's calls in one minute make deals of one name).
+CREATE INDEX crm_actions_by_crm_id ON crm_actions (account_id, action, crm_id)
+    WHERE crm_id IS NOT NULL;

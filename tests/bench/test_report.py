@@ -110,3 +110,31 @@ def test_missing_figures_are_not_applicable() -> None:
     text = format_report(r)
     assert "n/a" in text
     assert "floor" in text
+
+
+def _auto(p99_ms: float, max_rate: int | None) -> ModeResult:
+    m = _mode("auto", p99_ms, max_rate)
+    m.automation = {"crm_rate": 50, "planned": {"create_deal": 9, "record_call": 9},
+                    "planned_total": 18, "done_total": 7, "attempts": {},
+                    "pending_at_end": 11, "crm_applied": {"deal_created": 4},
+                    "crm_requests": 8}
+    return m
+
+
+def test_the_auto_mode_is_judged_against_the_floor_and_shows_what_it_did() -> None:
+    floor = _mode("floor", 1.0, 4000)
+    near = {t["name"]: t["passed"] for t in _results(modes=[floor, _auto(1.4, 3300)])["targets"]}
+    assert near["P1 auto p99 at 1000/s <= 1.5 x floor p99"] is True
+    assert near["P2 auto max rate >= 0.8 x floor's"] is True
+    far = _results(modes=[floor, _auto(1.6, 3100)])
+    verdicts = {t["name"]: t["passed"] for t in far["targets"]}
+    assert verdicts["P1 auto p99 at 1000/s <= 1.5 x floor p99"] is False
+    assert verdicts["P2 auto max rate >= 0.8 x floor's"] is False
+    assert far["modes"]["auto"]["automation"]["planned_total"] == 18
+    assert ("auto   CRM actions: 18 planned (create_deal 9, record_call 9), 7 done, "
+            "11 pending at the end") in format_report(far)
+
+
+def test_without_the_auto_mode_there_are_no_auto_targets() -> None:
+    names = [t["name"] for t in _results()["targets"]]
+    assert not any(n.startswith("P1") or n.startswith("P2") for n in names)

@@ -1,0 +1,65 @@
+"""The outbox's worker keeps the CRM busy: what it claimed later is not held back by a
+slow action of an earlier claim (the Megaplan emulator as a real server, a real
+database)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from automation.outbox import OutboxWorker
+from lookup.accounts import Account
+from lookup.outbox import plan_many
+from tests.automation.conftest import Outbox, eventually
+
+
+class _Accounts:
+    def __init__(self, account: Account) -> None:
+        self._account = account
+
+    def all(self) -> list[Account]:
+        return [self._account]
+
+    def by_id(self, account_id: int, /) -> Account | None:
+        return self._account if account_id == self._account.id else None
+
+
+async def _done_at(outbox: Outbox, entries: list[str]) -> dict[str, datetime]:
+    async with outbox.pool.acquire() as con:
+        rows = await con.fetch("SELECT entry_id, done_at FROM crm_actions"
+                               " WHERE entry_id = ANY($1::text[]) AND state = 'done'", entries)
+    return {r["entry_id"]: r["done_at"] for r in rows}
+
+
+async def test_a_slow_action_does_not_hold_back_the_actions_claimed_with_or_after_it(
+    outbox: Outbox, dsn: str,
+) -> None:
+    clients = [c.id for c in outbox.mp.clients.values() if not c.is_dropped][:13]
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000,
+                          concurrency=2)  # claims of 8, more claimed while 4 are left
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("warm")])
+
+        async def warm() -> bool:  # the worker has its token and has made a deal
+            return bool(await _done_at(outbox, ["warm"]))
+
+        await eventually(warm)
+        outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 3.0
+        entries = [f"call-{n}" for n in range(12)]
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [
+                outbox.new_deal(e, client_id=c) for e, c in zip(entries, clients[1:], strict=True)])
+
+        async def all_done() -> bool:
+            return len(await _done_at(outbox, entries)) == len(entries)
+
+        await eventually(all_done, within=30)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    done = sorted((await _done_at(outbox, entries)).values())
+    stalled = done[-1]
+    assert all((stalled - t).total_seconds() > 2.0 for t in done[:-1]), done
+    assert len(outbox.mp.deals) == 13
