@@ -43,6 +43,7 @@ import asyncpg
 import orjson
 
 from automation.engine import CallAutomation
+from automation.outbox import LOCK_CLASS as OUTBOX_LOCK
 from bench.auto import (
     action_counts,
     automation_settings,
@@ -201,6 +202,7 @@ def _rss() -> int:
 @dataclass(slots=True, kw_only=True)
 class _Rig:
     cfg: OutboxConfig
+    dsn: str
     work: Path
     info: DatasetInfo
     con: asyncpg.Connection
@@ -299,8 +301,17 @@ def _state_total(counts: Mapping[str, Mapping[str, int]], state: str) -> int:
 
 async def _backlog_drain(rig: _Rig) -> dict[str, Any]:
     cfg = rig.cfg
-    logger.info("drain: posting %d calls at %d/s (the account has no CRM yet)",
+    logger.info("drain: posting %d calls at %d/s (the outbox's lock held here meanwhile)",
                 cfg.backlog_calls, cfg.post_rate)
+    # As another replica would: while this connection holds the account's outbox lock,
+    # no worker of the service applies anything, and the planned actions pile up.
+    holder = await asyncpg.connect(rig.dsn)
+    assert await holder.fetchval("SELECT pg_try_advisory_lock($1, $2)", OUTBOX_LOCK,
+                                 rig.account_id)
+    await rig.con.execute(
+        """UPDATE accounts SET megaplan_url = $2, megaplan_username = 'demo',
+                               megaplan_password = 'demo' WHERE id = $1""",
+        rig.account_id, rig.crm.url)
     expected, took = await _post_calls(rig, cfg.backlog_calls, cfg.post_rate, "drain-", 1)
     planned = await _planned(rig, expected, within=60)
     counts = await action_counts(rig.con, rig.account_id)
@@ -308,11 +319,9 @@ async def _backlog_drain(rig: _Rig) -> dict[str, Any]:
                 planned, expected, took, counts)
     before = await asyncio.to_thread(rig.crm.stats)
     tried = await asyncio.to_thread(_attempts, rig)
-    # the CRM is set: the worker (and the sync) start on every replica within a second
-    started: datetime = await rig.con.fetchval(
-        """UPDATE accounts SET megaplan_url = $2, megaplan_username = 'demo',
-                               megaplan_password = 'demo'
-           WHERE id = $1 RETURNING clock_timestamp()""", rig.account_id, rig.crm.url)
+    # the lock goes with its connection: the service's worker takes it within its retry
+    started: datetime = await rig.con.fetchval("SELECT clock_timestamp()")
+    await holder.close()
     ideal = planned / cfg.crm_rate
     target = ideal * (1 + cfg.margin)
     emptied = await _drained(rig, within=max(120.0, target * 3))
@@ -484,7 +493,7 @@ async def _crm_figures(cfg: OutboxConfig, work: Path, notes: list[str]
         loadgen = ChildProcess("load-generator", loadgen_main)
         stack.append(loadgen)
         port = free_port()
-        # no MEGAPLAN_URL: the account gets its CRM when the drain begins
+        # no MEGAPLAN_URL: the account gets its CRM when the drain's backlog is posted
         spec = ServiceSpec(
             name="mango-router serve (outbox)", argv=[*product_command(), "serve"],
             env=_env(data_dir, dsn, ROUTER_PORT=str(port), MANGO_API_URL=pbx.url,
@@ -496,7 +505,7 @@ async def _crm_figures(cfg: OutboxConfig, work: Path, notes: list[str]
         await asyncio.to_thread(service.start)
         await asyncio.to_thread(put_settings, service.base_url, TOKEN,
                                 automation_settings(ivr_employee(info.path)))
-        rig = _Rig(cfg=cfg, work=work, info=info, con=con, account_id=account_id, crm=crm,
+        rig = _Rig(cfg=cfg, dsn=dsn, work=work, info=info, con=con, account_id=account_id, crm=crm,
                    pbx=pbx, loadgen=loadgen, service=service, new_numbers=set(), notes=notes)
         drain = await _backlog_drain(rig)
         outage = await _outage(rig)

@@ -209,3 +209,17 @@ def test_a_ca_file_that_does_not_exist_stops_the_start_naming_the_variable(
     (tmp_path / "ca.pem").write_text("x")
     config = load_config(environ={"MANGO_CA_FILE": str(tmp_path / "ca.pem")}, env_file=None)
     assert config.mango_ca_file == tmp_path / "ca.pem"
+
+
+def test_no_proxy_exempts_a_host_from_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mango.client import env_proxy
+
+    for name in ("http_proxy", "https_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    assert env_proxy("https://app.mango-office.ru/vpbx/") == "http://proxy.test:3128"
+    assert env_proxy("http://pbx.test/vpbx/") is None  # no HTTP_PROXY
+    monkeypatch.setenv("NO_PROXY", "mango-office.ru")
+    assert env_proxy("https://app.mango-office.ru/vpbx/") is None
