@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from bench.pbxproc import PbxProcess
 from bench.plot import plot_latency
 from bench.procs import ChildError, ChildProcess, free_port
 from bench.report import build_results, format_report, machine_description
+from bench.routing_settings import ROUTING_OFF, ROUTING_ON, post_busy_leg
 from bench.service import (
     ServiceError,
     ServiceProcess,
@@ -206,6 +207,7 @@ def _run_mode(
                              ROUTER_LOOKUP_CRM_PASSWORD="demo")
             if mode == "auto" and crm is not None:
                 extra.update(auto_env(crm.url, rate=cfg.auto_crm_rate, token=st.token))
+            extra.setdefault("ROUTER_ADMIN_TOKEN", _admin_token(st.token))
             env = product_env(data_dir, **extra)
             _ensure_imported(st, info.path, data_dir, env)
             if mode == "auto":
@@ -220,6 +222,9 @@ def _run_mode(
             logger.info("%s ready in %.1f s (pid %s)", spec.name, took, service.pid)
             if mode == "auto":
                 _start_auto(st, service, info)
+            if mode in ("index", "auto"):  # measured with the routing settings on
+                put_settings(service.base_url, _admin_token(st.token), ROUTING_ON)
+                post_busy_leg(service.base_url, API_KEY, API_SALT)
             result = run_mode(cfg, target, info, loadgen, pbx, run_token=st.token,
                               deadline=deadline)
             if mode == "index":
@@ -228,6 +233,9 @@ def _run_mode(
             if mode == "auto" and crm is not None:
                 result.automation = _automation_outcome(st, service, crm)
         finally:
+            if mode in ("index", "auto") and service.pid is not None:
+                with suppress(RuntimeError, OSError):
+                    put_settings(service.base_url, _admin_token(st.token), ROUTING_OFF)
             if mode == "auto":
                 _reset_auto(st, service)
             code = service.stop()
