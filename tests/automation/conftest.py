@@ -82,6 +82,18 @@ class Crm:
         body: dict[str, Any] = await resp.json()
         return body
 
+    async def routed_to(self, number: str, expected: str, *, within: float = 2.0
+                        ) -> str | None:
+        """The employee the index routes ``number`` to, polled until it is ``expected`` or
+        ``within`` seconds pass: the index follows the copy by LISTEN/NOTIFY, so it
+        catches up a moment after an action is done, not in the same instant."""
+        deadline = time.monotonic() + within
+        while True:
+            got = (await self.route(number)).get("employee_id")
+            if got == expected or time.monotonic() > deadline:
+                return None if got is None else str(got)
+            await asyncio.sleep(0.02)
+
 
 CrmFactory = Callable[..., Awaitable[Crm]]
 

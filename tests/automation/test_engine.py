@@ -65,7 +65,7 @@ async def test_an_answered_call_from_a_new_number_makes_the_client_when_answered
     assert client.extra.get(LINE_FIELD_NAME) == LINE
     assert actions[0]["crm_id"] == client.id
     # in the index at once: the caller's next call goes to that employee
-    assert (await crm.route(NEW))["employee_id"] == crm.employee(0)
+    assert await crm.routed_to(NEW, crm.employee(0)) == crm.employee(0)
     await crm.play(w.events[cut:])
     actions = await crm.settled("in-1", 2)
     assert [(a["action"], a["state"]) for a in actions] == [
@@ -135,7 +135,7 @@ async def test_a_transferred_call_ends_with_the_responsible_the_setting_says(
     expected = crm.employee(1) if update else crm.employee(0)
     assert client.responsibles == [(CT_EMPLOYEE, expected)]
     assert ("set_responsible" in [a["action"] for a in actions]) is update
-    assert (await crm.route(NEW))["employee_id"] == expected
+    assert await crm.routed_to(NEW, expected) == expected
 
 
 # --- a new number, missed ----------------------------------------------------------------
