@@ -57,10 +57,10 @@ from router.keys import (
     ROUTER,
 )
 from router.metrics import Metrics
+from router.pages import pages_ctx, setup_pages
 from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
-from router.settings_page import setup_settings_page
 from router.sidecar import setup_sidecar
 from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
@@ -102,7 +102,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = Metrics(phones=indexes.phones)
     app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
                             writers_ctx, router_ctx])
-    app.cleanup_ctx.append(sync_ctx)
+    app.cleanup_ctx.extend([sync_ctx, pages_ctx])
     setup_routes(app)
     return app
 
@@ -112,7 +112,7 @@ def setup_routes(app: web.Application) -> None:
     setup_sidecar(app)
     setup_settings_api(app)
     setup_calls_api(app)
-    setup_settings_page(app)
+    setup_pages(app)
     setup_sync_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 

@@ -12,7 +12,6 @@ from router.errors import ApiError
 from router.keys import ACCOUNTS, CONFIG
 
 __all__ = [
-    "SESSION_COOKIE",
     "account_from_query",
     "admin_account",
     "require_account_access",
@@ -20,14 +19,11 @@ __all__ = [
     "token_allows",
 ]
 
-SESSION_COOKIE = "mango_router_token"  # set by the settings page's sign-in
-
-
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return request.cookies.get(SESSION_COOKIE) or None
+        return None
     return token.strip()
 
 

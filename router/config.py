@@ -47,6 +47,7 @@ class Config:
     megaplan_password: str | None
     route_deadline_ms: int
     admin_token: str | None
+    secret_key: str | None  # signs the pages' session cookies; else a key in data_dir
     log_level: str | None  # None: INFO for serve, WARNING for one-shot commands
     claim_timeout_ms: int
     lookup_mode: LookupMode
@@ -87,6 +88,10 @@ def load_config(
     lookup_crm_url = env.url("ROUTER_LOOKUP_CRM_URL")
     if lookup_mode == "crm" and not lookup_crm_url:
         raise ConfigError("ROUTER_LOOKUP_CRM_URL", "required when ROUTER_LOOKUP=crm")
+    secret_key = env.text("ROUTER_SECRET_KEY")
+    if secret_key is not None and len(secret_key) < 32:
+        raise ConfigError("ROUTER_SECRET_KEY", "must be at least 32 characters "
+                          "(for example: openssl rand -hex 32)")
     log_level = (env.text("ROUTER_LOG_LEVEL") or "").upper() or None
     if log_level not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
@@ -104,6 +109,7 @@ def load_config(
         megaplan_password=env.text("MEGAPLAN_PASSWORD"),
         route_deadline_ms=env.integer("ROUTE_DEADLINE_MS", 1500, low=1, high=60_000),
         admin_token=env.text("ROUTER_ADMIN_TOKEN"),
+        secret_key=secret_key,
         log_level=log_level,
         claim_timeout_ms=env.integer("ROUTER_CLAIM_TIMEOUT_MS", 50, low=1, high=10_000),
         lookup_mode=lookup_mode,  # type: ignore[arg-type]  # checked just above

@@ -112,6 +112,7 @@ def make_config(dsn: str, **env: str) -> Config:
         "MANGO_API_KEY": "test-key",
         "MANGO_API_SALT": "test-salt",
         "ROUTER_ADMIN_TOKEN": "operator-token",
+        "ROUTER_SECRET_KEY": "test-secret-key-of-at-least-32-characters",
         "ROUTER_LOG_LEVEL": "WARNING",
     }
     values.update(env)

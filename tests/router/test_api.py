@@ -185,25 +185,6 @@ async def test_settings_saved_on_one_replica_act_on_another(
     assert got["dry_run"] is True
 
 
-async def test_settings_page_signs_in_with_a_token_and_keeps_it_in_a_cookie(
-    svc: Service,
-) -> None:
-    page = await svc.client.get("/settings")
-    assert page.status == 200
-    assert "Integration settings" in await page.text()
-    refused = await svc.client.post("/settings/session", data={"token": "wrong"})
-    assert refused.status == 403
-    assert (await svc.client.get("/api/settings")).status == 401
-    signed = await svc.client.post("/settings/session", data={"token": "operator-token"})
-    assert signed.status == 200
-    cookie = signed.cookies["mango_router_token"]
-    assert cookie["httponly"]
-    assert cookie["samesite"] == "Strict"
-    resp = await svc.client.put("/api/settings", json={"dry_run": True})  # the cookie goes along
-    assert resp.status == 200
-    assert (await resp.json())["dry_run"] is True
-
-
 async def test_concurrent_settings_puts_of_different_keys_both_stay(
     service_factory: ServiceFactory, dsn: str
 ) -> None:
