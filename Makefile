@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick demo clean
+.PHONY: install browser run test lint bench bench-quick demo clean
 
 install: $(STAMP)
 
@@ -21,8 +21,18 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-test: lint
-	$(VENV)/bin/pytest
+# The page tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "the page tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 2; \
+	  fi; }
+
+test: lint browser
+	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest
 
 bench: install
 	$(PY) -m bench
