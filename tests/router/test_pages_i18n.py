@@ -1,0 +1,30 @@
+"""Every Russian text the pages show has its English."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from router.pages.catalog_en import EN
+from router.pages.render import NAV
+from router.pages.settings import _REASONS
+
+_QUOTED_RUSSIAN = re.compile(r'"([^"\n]*[А-Яа-яЁё][^"\n]*)"')
+
+
+def texts_in_templates() -> set[str]:
+    found: set[str] = set()
+    for template in resources.files("router.pages").joinpath("templates").iterdir():
+        found.update(_QUOTED_RUSSIAN.findall(template.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_russian_text_of_the_pages_has_an_english_one() -> None:
+    texts = texts_in_templates() | {title for _, title in NAV} | set(_REASONS.values())
+    assert len(texts) > 50  # the templates were read
+    assert sorted(texts - EN.keys()) == []
+
+
+def test_the_english_catalog_keeps_the_placeholders_of_the_russian() -> None:
+    for russian, english in EN.items():
+        assert re.findall(r"\{\w+\}", russian) == re.findall(r"\{\w+\}", english), russian
