@@ -16,6 +16,9 @@ import jinja2
 from aiohttp import web
 
 from router.keys import CONFIG
+from router.pages.calls import setup_calls_pages
+from router.pages.employees import setup_employees_page
+from router.pages.overview import setup_overview_page
 from router.pages.session import PAGE_KEYS, make_keys
 from router.pages.settings import setup_settings_page
 from router.pages.signin import setup_signin
@@ -29,7 +32,10 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         default_helpers=False)
     setup_signin(app)
+    setup_overview_page(app)
+    setup_calls_pages(app)
     setup_settings_page(app)
+    setup_employees_page(app)
     static = Path(str(resources.files("router.pages").joinpath("static")))
     app.router.add_static("/static/", static, append_version=False)
 

@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from router.keys import ACCOUNTS
 from router.pages.i18n import language, translator
+from router.pages.outcomes import outcome_title
 from router.pages.session import Viewer, check_csrf, page, viewer
 
 __all__ = ["SignedInHandler", "render", "signed_in"]
@@ -34,7 +35,8 @@ def render(request: web.Request, template: str, context: Mapping[str, Any], *,
         who is not None and who.operator) else []
     response = aiohttp_jinja2.render_template(template, request, {
         "_": translator(lang), "lang": lang, "who": who, "nav": NAV, "path": request.path,
-        "here": request.path_qs, "accounts": accounts, **context}, status=status)
+        "here": request.path_qs, "accounts": accounts, "outcome": outcome_title,
+        **context}, status=status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = (
