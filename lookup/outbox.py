@@ -32,6 +32,7 @@ __all__ = [
     "new_number_action",
     "number_created",
     "outbox_depth",
+    "pending_actions",
     "plan",
     "plan_many",
     "release_leases",
@@ -252,3 +253,15 @@ async def outbox_depth(con: Conn | asyncpg.Pool) -> list[tuple[int, int, float]]
                   extract(epoch FROM now() - min(created_at))::float8 AS oldest
            FROM crm_actions WHERE state = 'pending' GROUP BY account_id""")
     return [(r["account_id"], r["depth"], r["oldest"]) for r in rows]
+
+
+async def pending_actions(con: Conn | asyncpg.Pool, account_id: int
+                          ) -> tuple[int, float | None]:
+    """The account's outbox depth: (pending actions, age in seconds of the oldest).
+
+    Read through the due index (pending rows only), whatever the size of the history."""
+    row = await con.fetchrow(
+        """SELECT count(*) AS depth, extract(epoch FROM now() - min(created_at))::float8 AS oldest
+           FROM crm_actions WHERE account_id = $1 AND state = 'pending'""", account_id)
+    assert row is not None
+    return row["depth"], row["oldest"]

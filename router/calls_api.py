@@ -2,7 +2,8 @@
 
 Read by ``lookup.calls`` from the journal and the decision record: the call's
 events in ``seq`` order, the routing decision (with the PBX's later
-``result/route``), and the CRM actions planned for it (none yet).
+``result/route``), and the CRM actions planned for it. The list is newest first
+by the calls' start, found through the ``calls`` table (one row per call).
 """
 
 from __future__ import annotations

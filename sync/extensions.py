@@ -7,42 +7,28 @@ match, which the next sync applies.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
 
 from lookup.conn import Conn
+from lookup.employees import EXTENSION_RE, EmployeeExtension
+from lookup.employees import set_extension as store_extension
 
 __all__ = ["EXTENSION_RE", "employee_json", "set_extension", "unmatched_employees"]
-
-EXTENSION_RE = re.compile(r"^[0-9]{1,16}$")
 
 
 async def set_extension(con: Conn | asyncpg.Pool, account_id: int, employee_id: str,
                         extension: str | None) -> dict[str, Any] | None:
     """Set by hand (``extension``) or back to automatic (None); None for an unknown employee."""
-    if "\x00" in employee_id:  # PostgreSQL text holds no NUL (it would refuse the query)
-        return None
-    if extension is None:
-        row = await con.fetchrow(
-            """UPDATE employees SET extension_manual = false, updated_at = now()
-               WHERE account_id = $1 AND crm_id = $2
-               RETURNING crm_id, name, email, extension, extension_manual, active""",
-            account_id, employee_id)
-    else:
-        row = await con.fetchrow(
-            """UPDATE employees SET extension = $3, extension_manual = true, updated_at = now()
-               WHERE account_id = $1 AND crm_id = $2
-               RETURNING crm_id, name, email, extension, extension_manual, active""",
-            account_id, employee_id, extension)
-    return None if row is None else employee_json(dict(row))
+    found = await store_extension(con, account_id, employee_id, extension)
+    return None if found is None else employee_json(found)
 
 
-def employee_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["crm_id"], "name": row["name"], "email": row["email"],
-            "extension": row["extension"], "manual": row["extension_manual"],
-            "active": row["active"]}
+def employee_json(employee: EmployeeExtension) -> dict[str, Any]:
+    return {"id": employee.crm_id, "name": employee.name, "email": employee.email,
+            "extension": employee.extension, "manual": employee.manual,
+            "active": employee.active}
 
 
 async def unmatched_employees(con: Conn, account_id: int) -> list[dict[str, Any]]:
@@ -51,4 +37,6 @@ async def unmatched_employees(con: Conn, account_id: int) -> list[dict[str, Any]
         """SELECT crm_id, name, email, extension, extension_manual, active FROM employees
            WHERE account_id = $1 AND extension IS NULL AND NOT extension_manual
            ORDER BY active DESC, length(crm_id), crm_id""", account_id)
-    return [employee_json(dict(r)) for r in rows]
+    return [employee_json(EmployeeExtension(
+        crm_id=r["crm_id"], name=r["name"], email=r["email"], extension=r["extension"],
+        manual=r["extension_manual"], active=r["active"])) for r in rows]

@@ -55,24 +55,17 @@ def _decision(account_id: int, entry: str, command_id: str | None, outcome: str 
                           latency_us=850)
 
 
-async def _age(db: asyncpg.Connection, entry: str, minutes: int) -> None:
-    await db.execute("UPDATE call_events SET received_at = received_at - make_interval(mins => $2)"
-                     " WHERE entry_id = $1", entry, minutes)
-
-
-async def test_recent_calls_are_newest_first_by_their_latest_event(
-    pool: asyncpg.Pool, db: asyncpg.Connection, account: int
+async def test_recent_calls_are_newest_first_by_their_start(
+    pool: asyncpg.Pool, account: int
 ) -> None:
     for entry in ("a", "b", "c"):
         await _event(pool, account, entry, CALLER)
-    await _age(db, "a", 30)
-    await _age(db, "b", 20)
-    await _age(db, "c", 10)
-    await _event(pool, account, "a", CALLER, seq=2, state="Disconnected")  # a is busy again
+    await _event(pool, account, "a", CALLER, seq=2, state="Disconnected")  # a ends last
     calls = await recent_calls(pool, account, number=None, limit=50)
-    assert [c["entry_id"] for c in calls] == ["a", "c", "b"]
+    assert [c["entry_id"] for c in calls] == ["c", "b", "a"]  # a later event moves no call
     assert [c["entry_id"] for c in await recent_calls(pool, account, number=None, limit=2)] == [
-        "a", "c"]
+        "c", "b"]
+    assert [e["seq"] for e in calls[2]["events"]] == [1, 2]
 
 
 async def test_recent_calls_filter_by_either_end_and_keep_to_the_account(
@@ -112,8 +105,9 @@ async def test_a_call_has_its_events_in_seq_order_its_first_decision_and_the_fin
     assert isinstance(event["received_at"], datetime)
     decision = found["decision"]
     assert set(decision) == {"outcome", "routed", "reason", "number", "client_id",
-                             "employee_id", "extension", "via", "command_id", "pbx_status",
-                             "pbx_result", "final_result", "latency_us", "decided_at"}
+                             "client_name", "employee_id", "employee_name", "extension", "via",
+                             "command_id", "pbx_status", "pbx_result", "final_result",
+                             "latency_us", "decided_at"}
     assert (decision["outcome"], decision["routed"], decision["command_id"],
             decision["final_result"], decision["latency_us"], decision["via"]) == (
         "routed", True, "cmd-1", 1000, 850, None)
