@@ -189,7 +189,7 @@ class OutboxWorker:
         async with limit:
             outcome = await self._apply(applier, row)
         if self._metrics is not None:
-            self._metrics.actions.labels(row.action, outcome).inc()
+            self._metrics.actions.labels(applier.account.name, row.action, outcome).inc()
 
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:

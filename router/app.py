@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 
 import asyncpg
@@ -56,7 +56,7 @@ from router.keys import (
     REPLICAS,
     ROUTER,
 )
-from router.metrics import Metrics
+from router.metrics import Metrics, PhonesByAccount
 from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
@@ -96,10 +96,12 @@ _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2, middlewares=[error_middleware])
     indexes = IndexRegistry()
+    accounts = AccountRegistry()
     app[CONFIG] = config
     app[INDEXES] = indexes
-    app[ACCOUNTS] = AccountRegistry()
-    app[METRICS] = Metrics(phones=indexes.phones)
+    app[ACCOUNTS] = accounts
+    app[METRICS] = Metrics(phones=_phones_by_account(indexes, accounts))
+    accounts.on_removed(app[METRICS].forget_account)
     app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
                             writers_ctx, router_ctx])
     app.cleanup_ctx.append(sync_ctx)
@@ -209,6 +211,7 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
     metrics = AutomationMetrics(app[METRICS].registry)
+    app[ACCOUNTS].on_removed(metrics.forget_account)
     automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
     worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=app[CONFIG].megaplan_rate,
                           metrics=metrics)
@@ -288,15 +291,26 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
 async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
     """CRM sync (sync.poller): polls every account with Megaplan settings."""
     config = app[CONFIG]
+    metrics = SyncMetrics(app[METRICS].registry)
+    app[ACCOUNTS].on_removed(metrics.forget_account)
     service = SyncService(app[DSN], app[ACCOUNTS], app[PBX],
                           options=SyncOptions(rate=config.megaplan_rate),
                           poll_seconds=config.megaplan_poll_seconds,
-                          metrics=SyncMetrics(app[METRICS].registry))
+                          metrics=metrics)
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+def _phones_by_account(indexes: IndexRegistry, accounts: AccountRegistry) -> PhonesByAccount:
+    def phones() -> Iterator[tuple[str, int]]:
+        for account in accounts.all():
+            index = indexes.get(account.id)
+            if index is not None:
+                yield account.name, len(index)
+    return phones
 
 
 async def _housekeeping(app: web.Application) -> None:

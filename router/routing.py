@@ -148,7 +148,7 @@ class Router:
             within=_COMMAND_TIMEOUT,
         )
         label = _result_label(result)
-        self._metrics.pbx_command(label).inc()
+        self._metrics.pbx_command(account.name, label).inc()
         outcome = "routed" if result.accepted else "pbx_" + label
         if not result.accepted:
             logger.warning("route not accepted by the PBX", extra={
@@ -209,7 +209,7 @@ class Router:
         result: CommandResult | None = None,
         sent_at: float | None = None,
     ) -> None:
-        self._metrics.decision(outcome).inc()
+        self._metrics.decision(account.name, outcome).inc()
         self._decisions.put_nowait(DecisionRecord(
             account_id=account.id,
             entry_id=call.entry_id,

@@ -196,13 +196,14 @@ class AccountSync:
     async def _finish(self, report: SyncReport, watermark: datetime | None) -> None:
         m = self._metrics
         if m is not None:
-            m.duration.labels(report.kind).observe(report.duration_s)
-            m.records.labels("clients").inc(report.clients)
-            m.records.labels("employees").inc(report.employees)
+            name = self.account.name
+            m.duration.labels(name, report.kind).observe(report.duration_s)
+            m.records.labels(name, "clients").inc(report.clients)
+            m.records.labels(name, "employees").inc(report.employees)
             if report.errors:
-                m.errors.labels("record").inc(report.errors)
+                m.errors.labels(name, "record").inc(report.errors)
             if report.error:
-                m.errors.labels("pass").inc()
+                m.errors.labels(name, "pass").inc()
             if report.complete:
                 m.success[self.account.id] = (self.account.name, time.time() - report.duration_s)
         try:
