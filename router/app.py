@@ -39,12 +39,15 @@ from router.calls_api import setup_calls_api
 from router.claims import Claims, forget_old_claims, prepare_claim
 from router.config import Config
 from router.errors import error_middleware
+from router.health import HealthRecorder
+from router.health_api import setup_health_api
 from router.keys import (
     ACCOUNTS,
     AUTOMATION,
     CLAIM_POOL,
     CONFIG,
     CONTACTS,
+    HEALTH,
     HTTP,
     INDEXES,
     JOURNAL,
@@ -102,8 +105,8 @@ def create_app(config: Config) -> web.Application:
     app[ACCOUNTS] = accounts
     app[METRICS] = Metrics(phones=_phones_by_account(indexes, accounts))
     accounts.on_removed(app[METRICS].forget_account)
-    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
-                            writers_ctx, router_ctx])
+    app.cleanup_ctx.extend([database_ctx, health_ctx, http_ctx, index_ctx, state_ctx,
+                            automation_ctx, writers_ctx, router_ctx])
     app.cleanup_ctx.append(sync_ctx)
     setup_routes(app)
     return app
@@ -116,6 +119,7 @@ def setup_routes(app: web.Application) -> None:
     setup_calls_api(app)
     setup_settings_page(app)
     setup_sync_api(app)
+    setup_health_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
 
@@ -153,11 +157,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             each.terminate()
 
 
+async def health_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Notes of the PBX's and the CRM's answers, written every few seconds by one task;
+    closed after everything that calls them, so their last notes are written too."""
+    recorder = HealthRecorder(app[POOL])
+    app[HEALTH] = recorder
+    app[ACCOUNTS].on_removed(recorder.forget)
+    task = asyncio.create_task(recorder.run(), name="health-notes")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    with suppress(Exception):
+        await recorder.flush()
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     """The app's one client session (VPBX commands), its TLS context built here, at start."""
     session = pbx_session(ca_file=app[CONFIG].mango_ca_file)
     app[HTTP] = session
-    app[PBX] = PbxClient(session)
+    app[PBX] = PbxClient(session, observer=app[HEALTH].pbx)
     yield
     await session.close()
 
@@ -214,7 +233,7 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS].on_removed(metrics.forget_account)
     automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
     worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=app[CONFIG].megaplan_rate,
-                          metrics=metrics)
+                          metrics=metrics, health=app[HEALTH].crm)
     app[AUTOMATION] = automation
     tasks = [asyncio.create_task(automation.run(), name="automation"),
              asyncio.create_task(worker.run(), name="outbox")]
@@ -296,7 +315,7 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
     service = SyncService(app[DSN], app[ACCOUNTS], app[PBX],
                           options=SyncOptions(rate=config.megaplan_rate),
                           poll_seconds=config.megaplan_poll_seconds,
-                          metrics=metrics)
+                          metrics=metrics, health=app[HEALTH].crm)
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
     task.cancel()
