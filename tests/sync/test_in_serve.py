@@ -199,7 +199,7 @@ async def test_sync_status_needs_an_admin_token_and_reports_the_passes(
     assert body["last_error"] is None
     metrics = await (await svc.client.get("/metrics")).text()
     for name in ('mango_router_sync_duration_seconds_count{account="default",kind="full"}',
-                 'mango_router_sync_records_total{account="default",kind="clients"} 300.0',
+                 'mango_router_sync_records_total{account="default",kind="clients"}',
                  'mango_router_sync_lag_seconds{account="default"}'):
         assert name in metrics
 
