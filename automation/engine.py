@@ -261,7 +261,7 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
         if known_plans:
             for action in await plan_many(con, account.id, known_plans):
                 if metrics is not None:
-                    metrics.planned.labels(action).inc()
+                    metrics.planned.labels(account.name, action).inc()
     return ended
 
 
@@ -313,4 +313,4 @@ async def _store(con: Conn, account: Account, entry_id: str, key: int, party: Pa
         elif p.action == RECORD_CALL and not p.follows_record:
             recorded = action_id
         if new and metrics is not None:
-            metrics.planned.labels(p.action).inc()
+            metrics.planned.labels(account.name, p.action).inc()

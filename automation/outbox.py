@@ -39,7 +39,7 @@ from lookup.outbox import (
 )
 from megaplan.client import MegaplanClient
 from megaplan.errors import MegaplanError, MegaplanUnavailableError, MegaplanUncertainError
-from sync.account import megaplan_credentials
+from sync.account import CrmHealth, crm_observer, megaplan_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +76,18 @@ def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
 class OutboxWorker:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
-    __slots__ = ("_accounts", "_concurrency", "_dsn", "_metrics", "_pool", "_rate",
+    __slots__ = ("_accounts", "_concurrency", "_dsn", "_health", "_metrics", "_pool", "_rate",
                  "_request_timeout")
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, accounts: AccountSource, *, rate: float,
                  metrics: AutomationMetrics | None = None, concurrency: int | None = None,
-                 request_timeout: float = 20.0) -> None:
+                 request_timeout: float = 20.0, health: CrmHealth | None = None) -> None:
         self._dsn = dsn
         self._pool = pool
         self._accounts = accounts
         self._rate = rate
         self._metrics = metrics
+        self._health = health
         # enough requests in flight to use the whole rate cap while the CRM takes up to a
         # second to answer each
         self._concurrency = concurrency or max(4, min(256, math.ceil(rate)))
@@ -144,7 +145,8 @@ class OutboxWorker:
                 failures.append(failure)
 
         async with MegaplanClient(credentials, rate_per_second=self._rate,
-                                  request_timeout=self._request_timeout) as crm:
+                                  request_timeout=self._request_timeout,
+                                  observer=crm_observer(account_id, self._health)) as crm:
             applier = ActionApplier(crm, self._pool, account)
             logger.info("outbox: working the CRM actions", extra={"account": account.name})
             try:
@@ -189,7 +191,7 @@ class OutboxWorker:
         async with limit:
             outcome = await self._apply(applier, row)
         if self._metrics is not None:
-            self._metrics.actions.labels(row.action, outcome).inc()
+            self._metrics.actions.labels(applier.account.name, row.action, outcome).inc()
 
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:

@@ -160,15 +160,18 @@ async def action_counts(con: asyncpg.Connection | asyncpg.Pool, account_id: int
 
 def metric_counts(text: str) -> dict[str, Any]:
     """The automation's counters from a ``/metrics`` page: actions planned by kind, and
-    attempts by kind and outcome (done, retry, uncertain, failed)."""
+    attempts by kind and outcome (done, retry, uncertain, failed), summed over accounts."""
     planned: dict[str, int] = {}
     attempts: dict[str, dict[str, int]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "mango_router_crm_actions_planned_total":
-                planned[s.labels["kind"]] = int(s.value)
+                kind = s.labels["kind"]
+                planned[kind] = planned.get(kind, 0) + int(s.value)
             elif s.name == "mango_router_crm_actions_total":
-                attempts.setdefault(s.labels["kind"], {})[s.labels["outcome"]] = int(s.value)
+                outcomes = attempts.setdefault(s.labels["kind"], {})
+                outcome = s.labels["outcome"]
+                outcomes[outcome] = outcomes.get(outcome, 0) + int(s.value)
     done = {k: v.get("done", 0) for k, v in attempts.items()}
     return {"planned": planned, "attempts": attempts, "planned_total": sum(planned.values()),
             "done_total": sum(done.values())}

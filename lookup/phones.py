@@ -14,7 +14,7 @@ from typing import Literal
 
 import phonenumbers
 
-__all__ = ["PhoneFormat", "format_phone", "phone_key"]
+__all__ = ["PhoneFormat", "format_phone", "masked", "phone_key"]
 
 PhoneFormat = Literal["e164", "international", "national", "digits"]
 
@@ -94,3 +94,11 @@ def format_phone(key: int, fmt: PhoneFormat) -> str:
     if fmt == "digits":
         return str(key)
     return phonenumbers.format_number(phonenumbers.parse(f"+{key}"), _FORMATS[fmt])
+
+
+def masked(number: str) -> str:
+    """A caller's number as logs may show it: only its last four digits (``***4567``).
+
+    Numbers too short to hide anything behind the last four are masked whole.
+    """
+    return "***" + number[-4:] if len(number) > 6 else "***"

@@ -5,14 +5,16 @@ context built once at start-up (the system's CAs, or ``MANGO_CA_FILE``) so no
 route's deadline pays for loading a CA store, proxies from the environment
 (read once per API URL), no cookie jar (the VPBX API sets none), and no redirects
 followed: a command that is answered with a redirect was not applied, and says
-so (``error="redirect"``).
+so (``error="redirect"``). An observer, when given, hears of every command
+whether the API answered (``None``) or why not (a short reason): how the
+service knows its PBX's health without this package knowing the service.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,8 @@ from mango.signing import sign
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CommandResult", "PbxAccount", "PbxClient", "env_proxy", "open_pbx_client",
-           "pbx_session", "tls_context"]
+__all__ = ["CommandResult", "PbxAccount", "PbxClient", "PbxObserver", "env_proxy",
+           "failure_reason", "open_pbx_client", "pbx_session", "tls_context"]
 
 _CONNECTIONS = 256  # the VPBX API caps commands per account; this is far above it
 _KEEPALIVE = 30.0
@@ -46,6 +48,12 @@ class PbxAccount(Protocol):
 
     @property
     def mango_api_url(self) -> str: ...
+
+
+# Called after every command with the account it was for and None when the API
+# answered (2xx, whatever the result code), else a short reason. Must be cheap and
+# must not raise: it runs on the routing path.
+PbxObserver = Callable[[PbxAccount, str | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +97,27 @@ def env_proxy(url: str) -> str | None:
     return getproxies().get(parts.scheme)
 
 
-class PbxClient:
-    __slots__ = ("_proxies", "_session")
+def failure_reason(result: CommandResult) -> str | None:
+    """None when the API answered (2xx, whatever its result code), else why not."""
+    status = result.http_status
+    if status is None:
+        return "no answer: timeout" if result.error == "timeout" else (
+            f"no answer: {result.error}")
+    if 200 <= status < 300:
+        return None
+    if result.error == "redirect":
+        return f"HTTP {status}: a redirect (not followed)"
+    code = f" (result {result.result})" if result.result is not None else ""
+    return f"HTTP {status}{code}"
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+
+class PbxClient:
+    __slots__ = ("_observer", "_proxies", "_session")
+
+    def __init__(self, session: aiohttp.ClientSession, *,
+                 observer: PbxObserver | None = None) -> None:
         self._session = session
+        self._observer = observer
         self._proxies: dict[str, str | None] = {}  # API URL -> its proxy, from the env
 
     async def command(
@@ -116,25 +140,36 @@ class PbxClient:
                 status = resp.status
                 text = await resp.read()
         except TimeoutError:
-            return CommandResult(None, None, "timeout")
+            result = CommandResult(None, None, "timeout")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return CommandResult(None, None, type(exc).__name__)
+            result = CommandResult(None, None, type(exc).__name__)
         except Exception as exc:  # a failed command must never take its caller down
             logger.exception("PBX command failed unexpectedly", extra={"command": command})
-            return CommandResult(None, None, type(exc).__name__)
-        if 300 <= status < 400:
-            return CommandResult(status, None, "redirect")
-        body: Any = None
-        try:
-            body = orjson.loads(text) if text else None
-        except orjson.JSONDecodeError:
-            body = None
-        result = body.get("result") if isinstance(body, dict) else None
-        return CommandResult(
-            status,
-            result if isinstance(result, int) and not isinstance(result, bool) else None,
-            body=body if isinstance(body, dict) else None,
-        )
+            result = CommandResult(None, None, type(exc).__name__)
+        else:
+            result = _read_answer(status, text)
+        if self._observer is not None:
+            try:
+                self._observer(account, failure_reason(result))
+            except Exception:  # what watches the commands must never break one
+                logger.exception("PBX command observer failed")
+        return result
+
+
+def _read_answer(status: int, text: bytes) -> CommandResult:
+    if 300 <= status < 400:
+        return CommandResult(status, None, "redirect")
+    body: Any = None
+    try:
+        body = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        body = None
+    result = body.get("result") if isinstance(body, dict) else None
+    return CommandResult(
+        status,
+        result if isinstance(result, int) and not isinstance(result, bool) else None,
+        body=body if isinstance(body, dict) else None,
+    )
 
 
 @asynccontextmanager

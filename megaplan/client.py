@@ -1,7 +1,10 @@
 """An async Megaplan API v3 client: auth, paging, retries and a rate cap.
 
 The CRM is slow and rate-limited, so this client is for sync and write-back
-only; nothing on the routing path calls it.
+only; nothing on the routing path calls it. An observer, when given, hears of
+every API call whether the CRM answered (``None``) or why not (a short reason,
+no secrets): how the service knows the CRM's health without this package
+knowing the service.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from megaplan.backoff import backoff_delay, retry_after_seconds
 from megaplan.credentials import MegaplanCredentials
 from megaplan.errors import (
     MappingError,
+    MegaplanAuthError,
     MegaplanError,
     MegaplanUnavailableError,
     MegaplanUncertainError,
@@ -30,7 +34,7 @@ from megaplan.errors import (
 from megaplan.query import encode_query
 from megaplan.rate_limit import RateLimiter
 
-__all__ = ["PAGE_LIMIT", "MegaplanClient"]
+__all__ = ["PAGE_LIMIT", "CrmObserver", "MegaplanClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,14 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Failures before any byte of the request left: the CRM cannot have applied it.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _Response = tuple[int, Mapping[str, str], bytes]
+# Refusals of one request as it is: the CRM answered, it works.
+_ANSWERED = frozenset({400, 404, 405, 409, 410, 413, 422})
+_REASON_LENGTH = 200
+
+# Called after every API call with None when the CRM answered (a refusal of the
+# request as it is counts: 400, 404, 409, 422…), else a short reason (no answer,
+# 5xx, 429 to the last retry, 401/403: the credentials). Must not raise.
+CrmObserver = Callable[[str | None], None]
 
 
 class MegaplanClient:
@@ -58,6 +70,7 @@ class MegaplanClient:
         request_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         rng: random.Random | None = None,
+        observer: CrmObserver | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -72,6 +85,7 @@ class MegaplanClient:
             total=request_timeout, sock_connect=min(connect_timeout, request_timeout)
         )
         self._rng = rng or random.Random()
+        self._observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._auth_lock = asyncio.Lock()
@@ -225,7 +239,7 @@ class MegaplanClient:
         # a second token is harmless, so the token request is retried like a read
         status, _, payload = await self._send("POST", url, {}, make_body=form, idempotent=True)
         if status != 200:
-            raise self._error(status, payload)
+            raise self._error(status, payload, MegaplanAuthError)
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -264,6 +278,41 @@ class MegaplanClient:
         MegaplanUncertainError instead of being re-sent when it may have been
         applied; 429s, connections never made and 401s are retried for any call.
         """
+        if self._observer is None:
+            return await self._request(method, path, params=params, json=json,
+                                       plain_query=plain_query, idempotent=idempotent)
+        try:
+            answer = await self._request(method, path, params=params, json=json,
+                                         plain_query=plain_query, idempotent=idempotent)
+        except MegaplanError as exc:
+            answered = exc.status in _ANSWERED and not isinstance(exc, MegaplanAuthError)
+            self._observe(None if answered else str(exc))
+            raise
+        except Exception as exc:
+            self._observe(f"{type(exc).__name__}: {exc}")
+            raise
+        self._observe(None)
+        return answer
+
+    def _observe(self, reason: str | None) -> None:
+        assert self._observer is not None
+        if reason is not None:
+            reason = self._scrub(" ".join(reason.split()))[:_REASON_LENGTH]
+        try:
+            self._observer(reason)
+        except Exception:  # what watches the calls must never break one
+            logger.exception("Megaplan call observer failed")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        plain_query: Mapping[str, str] | None,
+        idempotent: bool | None,
+    ) -> tuple[Any, Mapping[str, Any]]:
         if idempotent is None:
             idempotent = method.upper() in _IDEMPOTENT_METHODS
         if plain_query is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "MappingError",
+    "MegaplanAuthError",
     "MegaplanError",
     "MegaplanUnavailableError",
     "MegaplanUncertainError",
@@ -32,6 +33,10 @@ class MegaplanError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.status!r}, {list(self.errors)!r})"
+
+
+class MegaplanAuthError(MegaplanError):
+    """The token request was refused (wrong user or password, a blocked user…)."""
 
 
 class MegaplanUnavailableError(MegaplanError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 
 import asyncpg
@@ -39,12 +39,15 @@ from router.calls_api import setup_calls_api
 from router.claims import Claims, forget_old_claims, prepare_claim
 from router.config import Config
 from router.errors import error_middleware
+from router.health import HealthRecorder
+from router.health_api import setup_health_api
 from router.keys import (
     ACCOUNTS,
     AUTOMATION,
     CLAIM_POOL,
     CONFIG,
     CONTACTS,
+    HEALTH,
     HTTP,
     INDEXES,
     JOURNAL,
@@ -56,7 +59,7 @@ from router.keys import (
     REPLICAS,
     ROUTER,
 )
-from router.metrics import Metrics
+from router.metrics import Metrics, PhonesByAccount
 from router.pages import pages_ctx, setup_pages
 from router.replicas import ReplicaLock
 from router.routing import Router
@@ -96,12 +99,14 @@ _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2, middlewares=[error_middleware])
     indexes = IndexRegistry()
+    accounts = AccountRegistry()
     app[CONFIG] = config
     app[INDEXES] = indexes
-    app[ACCOUNTS] = AccountRegistry()
-    app[METRICS] = Metrics(phones=indexes.phones)
-    app.cleanup_ctx.extend([database_ctx, http_ctx, index_ctx, state_ctx, automation_ctx,
-                            writers_ctx, router_ctx])
+    app[ACCOUNTS] = accounts
+    app[METRICS] = Metrics(phones=_phones_by_account(indexes, accounts))
+    accounts.on_removed(app[METRICS].forget_account)
+    app.cleanup_ctx.extend([database_ctx, health_ctx, http_ctx, index_ctx, state_ctx,
+                            automation_ctx, writers_ctx, router_ctx])
     app.cleanup_ctx.extend([sync_ctx, pages_ctx])
     setup_routes(app)
     return app
@@ -114,6 +119,7 @@ def setup_routes(app: web.Application) -> None:
     setup_calls_api(app)
     setup_pages(app)
     setup_sync_api(app)
+    setup_health_api(app)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
 
@@ -151,11 +157,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             each.terminate()
 
 
+async def health_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Notes of the PBX's and the CRM's answers, written every few seconds by one task;
+    closed after everything that calls them, so their last notes are written too."""
+    recorder = HealthRecorder(app[POOL])
+    app[HEALTH] = recorder
+    app[ACCOUNTS].on_removed(recorder.forget)
+    task = asyncio.create_task(recorder.run(), name="health-notes")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    with suppress(Exception):
+        await recorder.flush()
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     """The app's one client session (VPBX commands), its TLS context built here, at start."""
     session = pbx_session(ca_file=app[CONFIG].mango_ca_file)
     app[HTTP] = session
-    app[PBX] = PbxClient(session)
+    app[PBX] = PbxClient(session, observer=app[HEALTH].pbx)
     yield
     await session.close()
 
@@ -209,9 +230,10 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
     metrics = AutomationMetrics(app[METRICS].registry)
+    app[ACCOUNTS].on_removed(metrics.forget_account)
     automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
     worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=app[CONFIG].megaplan_rate,
-                          metrics=metrics)
+                          metrics=metrics, health=app[HEALTH].crm)
     app[AUTOMATION] = automation
     tasks = [asyncio.create_task(automation.run(), name="automation"),
              asyncio.create_task(worker.run(), name="outbox")]
@@ -288,15 +310,26 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
 async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
     """CRM sync (sync.poller): polls every account with Megaplan settings."""
     config = app[CONFIG]
+    metrics = SyncMetrics(app[METRICS].registry)
+    app[ACCOUNTS].on_removed(metrics.forget_account)
     service = SyncService(app[DSN], app[ACCOUNTS], app[PBX],
                           options=SyncOptions(rate=config.megaplan_rate),
                           poll_seconds=config.megaplan_poll_seconds,
-                          metrics=SyncMetrics(app[METRICS].registry))
+                          metrics=metrics, health=app[HEALTH].crm)
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+def _phones_by_account(indexes: IndexRegistry, accounts: AccountRegistry) -> PhonesByAccount:
+    def phones() -> Iterator[tuple[str, int]]:
+        for account in accounts.all():
+            index = indexes.get(account.id)
+            if index is not None:
+                yield account.name, len(index)
+    return phones
 
 
 async def _housekeeping(app: web.Application) -> None:

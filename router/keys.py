@@ -15,6 +15,7 @@ from lookup.journal import JournalEntry
 from mango.client import PbxClient
 from router.batcher import BatchWriter
 from router.config import Config
+from router.health import HealthRecorder
 from router.metrics import Metrics
 from router.replicas import ReplicaLock
 from router.routing import Router
@@ -25,6 +26,7 @@ __all__ = [
     "CLAIM_POOL",
     "CONFIG",
     "CONTACTS",
+    "HEALTH",
     "HTTP",
     "INDEXES",
     "JOURNAL",
@@ -51,4 +53,5 @@ ROUTER = web.AppKey("router", Router)
 PRESENCE = web.AppKey("presence", Presence)  # who is on a call, from every replica
 CONTACTS = web.AppKey("contacts", LastContacts)  # who last talked to a number
 REPLICAS = web.AppKey("replicas", ReplicaLock)
+HEALTH = web.AppKey("health", HealthRecorder)  # PBX and CRM answers, noted for /api/health
 JOURNAL: web.AppKey[BatchWriter[JournalEntry]] = web.AppKey("journal")

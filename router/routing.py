@@ -31,7 +31,7 @@ from cache.index import IndexRegistry
 from cache.presence import Presence
 from lookup.accounts import Account
 from lookup.decisions import DecisionRecord
-from lookup.phones import phone_key
+from lookup.phones import masked, phone_key
 from lookup.rules import NO_CLIENT, Decision, decide_by_last_contact
 from lookup.sql_lookup import decide_sql
 from mango.client import CommandResult, PbxClient
@@ -148,11 +148,19 @@ class Router:
             within=_COMMAND_TIMEOUT,
         )
         label = _result_label(result)
-        self._metrics.pbx_command(label).inc()
+        self._metrics.pbx_command(account.name, label).inc()
         outcome = "routed" if result.accepted else "pbx_" + label
         if not result.accepted:
             logger.warning("route not accepted by the PBX", extra={
                 "account": account.name, "entry_id": call.entry_id, "result": label})
+        elif logger.isEnabledFor(logging.INFO):  # no dict built when INFO is off
+            logger.info("call routed", extra={
+                "account": account.name, "entry_id": call.entry_id,
+                "caller": masked(decision.number), "employee_id": decision.employee_id,
+                "extension": decision.extension, "via": decision.via,
+                "command_id": command_id,
+                "latency_ms": round((sent_at - received_at) * 1000, 3),  # trigger → sent
+                "pbx_ms": round((time.monotonic() - sent_at) * 1000, 3)})  # its answer
         self._record(account, call, decision.number, outcome, received_at, decision,
                      command_id=command_id, result=result, sent_at=sent_at)
 
@@ -201,7 +209,7 @@ class Router:
         result: CommandResult | None = None,
         sent_at: float | None = None,
     ) -> None:
-        self._metrics.decision(outcome).inc()
+        self._metrics.decision(account.name, outcome).inc()
         self._decisions.put_nowait(DecisionRecord(
             account_id=account.id,
             entry_id=call.entry_id,

@@ -95,7 +95,7 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
             entry = JournalEntry(account.id, kind, entry_id, None, None, None, None, raw)
     except BadRequest as exc:
         raise ApiError(400, str(exc)) from None
-    request.app[METRICS].event(kind).inc()
+    request.app[METRICS].event(account.name, kind).inc()
     try:
         await request.app[JOURNAL].put(entry)  # TimeoutError: see app._JOURNAL_WAIT
     except TimeoutError:

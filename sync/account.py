@@ -34,7 +34,7 @@ from lookup.conn import Conn
 from lookup.importer import ClientRecord, write_clients, write_employees
 from mango.client import PbxClient
 from megaplan import mapping as mp
-from megaplan.client import MegaplanClient
+from megaplan.client import CrmObserver, MegaplanClient
 from megaplan.credentials import MegaplanCredentials
 from megaplan.errors import MappingError, MegaplanError
 from sync.metrics import SyncMetrics
@@ -55,7 +55,7 @@ from sync.store import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountSync", "FullPass", "SyncOptions", "SyncReport"]
+__all__ = ["AccountSync", "CrmHealth", "FullPass", "SyncOptions", "SyncReport", "crm_observer"]
 
 CONTRACTORS = "/api/v3/contractor"
 EMPLOYEES = "/api/v3/employee"
@@ -63,6 +63,9 @@ SYNC_ERRORS = (MegaplanError, aiohttp.ClientError, OSError, TimeoutError,
                asyncpg.PostgresError, asyncpg.InterfaceError)
 
 Progress = Callable[[SyncReport], None]
+# Hears of every CRM call of an account: (account id, None when the CRM answered,
+# else a short reason). The app's health notes (router.health) are one.
+CrmHealth = Callable[[int, str | None], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,12 +101,22 @@ def megaplan_credentials(account: Account) -> MegaplanCredentials | None:
                                password=account.megaplan_password)
 
 
+def crm_observer(account_id: int, health: CrmHealth | None) -> CrmObserver | None:
+    """The CRM client's observer that tells ``health`` of this account's calls."""
+    if health is None:
+        return None
+
+    def observe(reason: str | None) -> None:
+        health(account_id, reason)
+    return observe
+
+
 class AccountSync:
     """Sync of one account over one connection; ``async with`` holds its CRM session."""
 
     def __init__(self, account: Account, con: Conn, pbx: PbxClient, *,
                  options: SyncOptions = SyncOptions(), metrics: SyncMetrics | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, health: CrmHealth | None = None) -> None:
         credentials = megaplan_credentials(account)
         if credentials is None:
             raise ValueError(f"account {account.name!r} has no Megaplan settings")
@@ -118,7 +131,8 @@ class AccountSync:
         self.crm = MegaplanClient(credentials, rate_per_second=options.rate,
                                   max_retries=options.max_retries,
                                   backoff_base=options.backoff_base,
-                                  request_timeout=options.request_timeout)
+                                  request_timeout=options.request_timeout,
+                                  observer=crm_observer(account.id, health))
 
     async def __aenter__(self) -> Self:
         await self.crm.start()
@@ -196,13 +210,14 @@ class AccountSync:
     async def _finish(self, report: SyncReport, watermark: datetime | None) -> None:
         m = self._metrics
         if m is not None:
-            m.duration.labels(report.kind).observe(report.duration_s)
-            m.records.labels("clients").inc(report.clients)
-            m.records.labels("employees").inc(report.employees)
+            name = self.account.name
+            m.duration.labels(name, report.kind).observe(report.duration_s)
+            m.records.labels(name, "clients").inc(report.clients)
+            m.records.labels(name, "employees").inc(report.employees)
             if report.errors:
-                m.errors.labels("record").inc(report.errors)
+                m.errors.labels(name, "record").inc(report.errors)
             if report.error:
-                m.errors.labels("pass").inc()
+                m.errors.labels(name, "pass").inc()
             if report.complete:
                 m.success[self.account.id] = (self.account.name, time.time() - report.duration_s)
         try:

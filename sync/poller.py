@@ -24,7 +24,7 @@ from lookup.account_lock import supervise, while_locked
 from lookup.accounts import Account
 from mango.client import PbxClient
 from megaplan.credentials import MegaplanCredentials
-from sync.account import AccountSync, FullPass, SyncOptions, megaplan_credentials
+from sync.account import AccountSync, CrmHealth, FullPass, SyncOptions, megaplan_credentials
 from sync.metrics import SyncMetrics
 from sync.store import copy_is_empty, read_state
 
@@ -72,17 +72,19 @@ class AccountSource(Protocol):
 class SyncService:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
-    __slots__ = ("_accounts", "_dsn", "_metrics", "_options", "_pbx", "_poll_s", "_started")
+    __slots__ = ("_accounts", "_dsn", "_health", "_metrics", "_options", "_pbx", "_poll_s",
+                 "_started")
 
     def __init__(self, dsn: str, accounts: AccountSource, pbx: PbxClient, *,
-                 options: SyncOptions, poll_seconds: float, metrics: SyncMetrics | None = None
-                 ) -> None:
+                 options: SyncOptions, poll_seconds: float, metrics: SyncMetrics | None = None,
+                 health: CrmHealth | None = None) -> None:
         self._dsn = dsn
         self._accounts = accounts
         self._pbx = pbx
         self._options = options
         self._poll_s = poll_seconds
         self._metrics = metrics
+        self._health = health
         self._started = datetime.now(UTC)
 
     async def run(self) -> None:
@@ -118,7 +120,8 @@ class SyncService:
                 if sync is None or now_credentials != credentials:
                     await stack.aclose()
                     sync = await stack.enter_async_context(AccountSync(
-                        account, con, self._pbx, options=self._options, metrics=self._metrics))
+                        account, con, self._pbx, options=self._options, metrics=self._metrics,
+                        health=self._health))
                     credentials = now_credentials
                     logger.info("sync: polling the CRM", extra={"account": account.name})
                 sync.account = account  # settings (region) may have changed

@@ -409,10 +409,14 @@ async def test_metrics_count_actions_by_kind_and_outcome_and_show_the_outbox_per
 
     await eventually(shown, within=10)
     text = await (await crm.svc.client.get("/metrics")).text()
-    assert 'mango_router_crm_actions_planned_total{kind="create_client"} 1.0' in text
-    assert 'mango_router_crm_actions_total{kind="create_client",outcome="done"} 1.0' in text
-    assert 'mango_router_crm_actions_total{kind="create_client",outcome="uncertain"} 1.0' in text
-    assert 'mango_router_crm_actions_total{kind="record_call",outcome="done"} 1.0' in text
+    assert ('mango_router_crm_actions_planned_total{account="default",kind="create_client"} 1.0'
+            in text)
+    assert ('mango_router_crm_actions_total{account="default",kind="create_client",'
+            'outcome="done"} 1.0' in text)
+    assert ('mango_router_crm_actions_total{account="default",kind="create_client",'
+            'outcome="uncertain"} 1.0' in text)
+    assert ('mango_router_crm_actions_total{account="default",kind="record_call",'
+            'outcome="done"} 1.0' in text)
     assert 'mango_router_outbox_oldest_seconds{account="default"} 0.0' in text
 
 

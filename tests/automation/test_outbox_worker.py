@@ -63,3 +63,29 @@ async def test_a_slow_action_does_not_hold_back_the_actions_claimed_with_or_afte
     stalled = done[-1]
     assert all((stalled - t).total_seconds() > 2.0 for t in done[:-1]), done
     assert len(outbox.mp.deals) == 13
+
+
+async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_included(
+    outbox: Outbox, dsn: str,
+) -> None:
+    heard: list[tuple[int, str | None]] = []
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000,
+                          health=lambda account_id, reason: heard.append((account_id, reason)))
+    outbox.mp.faults.write_error_count = 1  # the first create is answered 500
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("health")])
+
+        async def done() -> bool:
+            return bool(await _done_at(outbox, ["health"]))
+
+        await eventually(done, within=20)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert {account_id for account_id, _ in heard} == {outbox.account.id}
+    failures = [reason for _, reason in heard if reason is not None]
+    assert len(failures) == 1
+    assert failures[0].startswith("Megaplan answered 500")
+    assert heard[-1][1] is None  # the deal landed after

@@ -112,13 +112,15 @@ def test_the_voice_menu_employee_is_active_and_has_no_extension(tmp_path: Path) 
     assert users == {e["email"]: e["extension"] for e in employees.values() if e["extension"]}
 
 
-def test_metric_counts_read_what_was_planned_and_done() -> None:
+def test_metric_counts_read_what_was_planned_and_done_over_every_account() -> None:
     registry = CollectorRegistry()
     m = AutomationMetrics(registry)
-    m.planned.labels("create_deal").inc(3)
-    m.planned.labels("record_call").inc(2)
-    m.actions.labels("create_deal", "done").inc(2)
-    m.actions.labels("create_deal", "uncertain").inc()
+    m.planned.labels("default", "create_deal").inc(2)
+    m.planned.labels("acme", "create_deal").inc()
+    m.planned.labels("default", "record_call").inc(2)
+    m.actions.labels("default", "create_deal", "done").inc()
+    m.actions.labels("acme", "create_deal", "done").inc()
+    m.actions.labels("default", "create_deal", "uncertain").inc()
     got = metric_counts(generate_latest(registry).decode())
     assert got["planned"] == {"create_deal": 3, "record_call": 2}
     assert got["attempts"] == {"create_deal": {"done": 2, "uncertain": 1}}

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from lookup import phones
-from lookup.phones import format_phone, phone_key
+from lookup.phones import format_phone, masked, phone_key
 
 RU_FORMS = ["+7 (916) 123-45-67", "8 916 123-45-67", "79161234567", "9161234567"]
 
@@ -122,3 +122,11 @@ def test_format_phone_keeps_a_foreign_country_code() -> None:
     assert format_phone(380441234567, "e164") == "+380441234567"
     assert format_phone(380441234567, "international") == "+380 44 123 4567"
     assert format_phone(380441234567, "digits") == "380441234567"
+
+
+@pytest.mark.parametrize(("number", "shown"), [
+    ("79161234567", "***4567"), ("+7 916 123-45-67", "***5-67"), ("1234567", "***4567"),
+    ("101", "***"), ("123456", "***"), ("", "***")])
+def test_a_masked_number_shows_at_most_its_last_four_characters(number: str, shown: str
+                                                                 ) -> None:
+    assert masked(number) == shown

@@ -223,3 +223,61 @@ def test_no_proxy_exempts_a_host_from_the_environments_proxy(
     assert env_proxy("http://pbx.test/vpbx/") is None  # no HTTP_PROXY
     monkeypatch.setenv("NO_PROXY", "mango-office.ru")
     assert env_proxy("https://app.mango-office.ru/vpbx/") is None
+
+
+@pytest.mark.parametrize(("body", "status", "reason"), [
+    (b'{"result": 1000}', 200, None),
+    (b'{"result": 3102}', 200, None),  # answered: the code is about the call, not the API
+    (b'{"result": 1000}', 429, "HTTP 429 (result 1000)"),
+    (b"", 500, "HTTP 500"),
+    (b'{"result": 3102}', 401, "HTTP 401 (result 3102)"),
+])
+async def test_the_observer_hears_whether_the_api_answered(
+    stub: Callable[..., Awaitable[Stub]], body: bytes, status: int, reason: str | None,
+) -> None:
+    heard: list[tuple[object, str | None]] = []
+    server = await stub(answer(body, status))
+    account = server.account()
+    async with pbx_session() as session:
+        client = PbxClient(session, observer=lambda a, r: heard.append((a, r)))
+        await client.command(account, "commands/route", {}, within=2.0)
+    assert heard == [(account, reason)]
+
+
+async def test_the_observer_hears_of_a_timeout_a_refused_connection_and_a_redirect(
+    stub: Callable[..., Awaitable[Stub]],
+) -> None:
+    async def hang(_request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response()
+
+    async def moved(_request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "/elsewhere"})
+
+    slow, redirecting = await stub(hang), await stub(moved)
+    gone = TestServer(web.Application(), host="127.0.0.1")
+    await gone.start_server()
+    port = gone.port
+    await gone.close()
+    heard: list[str | None] = []
+    async with pbx_session() as session:
+        client = PbxClient(session, observer=lambda _a, r: heard.append(r))
+        await client.command(slow.account(), "commands/route", {}, within=0.2)
+        await client.command(_Account(KEY, SALT, f"http://127.0.0.1:{port}/vpbx/"),
+                             "commands/route", {}, within=2.0)
+        await client.command(redirecting.account(), "commands/route", {}, within=2.0)
+    assert heard == ["no answer: timeout", "no answer: ClientConnectorError",
+                     "HTTP 302: a redirect (not followed)"]
+
+
+async def test_an_observer_that_fails_does_not_break_the_command(
+    stub: Callable[..., Awaitable[Stub]],
+) -> None:
+    def broken(_account: object, _reason: str | None) -> None:
+        raise RuntimeError("a bug")
+
+    server = await stub(ACCEPTED)
+    async with pbx_session() as session:
+        got = await PbxClient(session, observer=broken).command(
+            server.account(), "commands/route", {}, within=2.0)
+    assert got.accepted

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 
 from emulators.pbx import PbxCaller, PbxState, create_pbx_app
-from lookup.accounts import add_account
+from lookup.accounts import add_account, remove_account
 from tests.conftest import Service, ServiceFactory, call_event, load_records
 from tests.router.data import ALL, ROUTED, client
 
@@ -56,5 +56,57 @@ async def test_same_caller_number_routes_within_each_account(
         for account, expected in (("default", "101"), ("acme", "555")):
             resp = await svc.client.get("/route", params={"number": ROUTED, "account": account})
             assert (await resp.json())["extension"] == expected
+    finally:
+        await acme_server.close()
+
+
+async def test_metrics_are_per_account_and_a_removed_accounts_series_go(
+    service_factory: ServiceFactory, dsn: str
+) -> None:
+    await load_records(dsn, ALL)
+    acme_pbx = PbxState(api_key="acme-key", salt="acme-salt")
+    acme_server = TestServer(create_pbx_app(acme_pbx))
+    await acme_server.start_server()
+    try:
+        con = await asyncpg.connect(dsn)
+        try:
+            await add_account(con, name="acme", mango_api_key="acme-key",
+                              mango_api_salt="acme-salt",
+                              mango_api_url=str(acme_server.make_url("/vpbx/")))
+            acme = await con.fetchval("SELECT id FROM accounts WHERE name = 'acme'")
+            await load_records(dsn, [
+                {"type": "employee", "id": "1", "name": "Acme's own", "extension": "555",
+                 "active": True},
+                client("10", ["+7 (916) 123-45-67"], ("employee", "1")),
+            ], account_id=acme)
+            svc: Service = await service_factory()
+            assert svc.client.session is not None
+            acme_caller = PbxCaller(svc.client.session, str(svc.client.make_url("/mango")),
+                                    api_key="acme-key", salt="acme-salt")
+            await svc.event("events/call", call_event("d1", ROUTED))
+            assert (await acme_caller.post("events/call", call_event("a1", ROUTED)))[0] == 200
+            await acme_caller.post("events/call", call_event("a2", "79990000000"))
+            await svc.pbx.wait_routes(1)
+            await acme_pbx.wait_routes(1)
+            await asyncio.sleep(0.05)
+            text = await (await svc.client.get("/metrics")).text()
+            for line in ('mango_router_decisions_total{account="default",outcome="routed"} 1.0',
+                         'mango_router_decisions_total{account="acme",outcome="routed"} 1.0',
+                         'mango_router_decisions_total{account="acme",outcome="no_client"} 1.0',
+                         'mango_router_pbx_commands_total{account="acme",result="1000"} 1.0',
+                         'mango_router_events_total{account="acme",kind="call"} 2.0',
+                         'mango_router_index_phones{account="default"} 7.0',
+                         'mango_router_index_phones{account="acme"} 1.0'):
+                assert line in text, line
+
+            assert await remove_account(con, "acme")
+        finally:
+            await con.close()
+        deadline = time.monotonic() + 3
+        while 'account="acme"' in (text := await (await svc.client.get("/metrics")).text()):
+            assert time.monotonic() < deadline, "the removed account's series stayed"
+            await asyncio.sleep(0.05)
+        assert 'mango_router_decisions_total{account="default",outcome="routed"} 1.0' in text
+        assert 'mango_router_index_phones{account="default"} 7.0' in text
     finally:
         await acme_server.close()

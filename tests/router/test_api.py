@@ -65,10 +65,11 @@ async def test_metrics_expose_the_documented_names(svc: Service) -> None:
     await svc.pbx.wait_routes(1)
     await asyncio.sleep(0.05)
     text = await (await svc.client.get("/metrics")).text()
-    assert 'mango_router_decisions_total{outcome="routed"} 1.0' in text
+    assert 'mango_router_decisions_total{account="default",outcome="routed"} 1.0' in text
     assert "mango_router_route_latency_seconds_bucket" in text
-    assert 'mango_router_pbx_commands_total{result="1000"} 1.0' in text
-    assert "mango_router_index_phones 7.0" in text
+    assert 'mango_router_pbx_commands_total{account="default",result="1000"} 1.0' in text
+    assert 'mango_router_index_phones{account="default"} 7.0' in text
+    assert 'mango_router_events_total{account="default",kind="call"}' in text
     assert ROUTED not in text  # labels never carry a number
 
 

@@ -130,7 +130,7 @@ async def test_with_every_responsible_busy_nothing_is_sent_and_the_outcome_is_bu
     body = await (await svc.client.get("/api/calls/e1", headers=OPERATOR)).json()
     assert (body["decision"]["outcome"], body["decision"]["routed"]) == ("busy", False)
     metrics = await (await svc.client.get("/metrics")).text()
-    assert 'mango_router_decisions_total{outcome="busy"} 2.0' in metrics
+    assert 'mango_router_decisions_total{account="default",outcome="busy"} 2.0' in metrics
 
 
 async def test_the_caller_of_an_outgoing_call_is_busy(

@@ -60,7 +60,7 @@ async def test_a_call_to_another_line_is_not_routed_and_says_why(svc: Service, d
     assert body["decision"]["outcome"] == "other_line"
     assert body["decision"]["routed"] is False
     metrics = await (await svc.client.get("/metrics")).text()
-    assert 'mango_router_decisions_total{outcome="other_line"} 1.0' in metrics
+    assert 'mango_router_decisions_total{account="default",outcome="other_line"} 1.0' in metrics
 
 
 async def test_the_line_number_wins_over_the_number_dialled(svc: Service, dsn: str) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import asyncpg
 import orjson
 import pytest
 
+from cli.logs import JsonFormatter
 from router.keys import ACCOUNTS, REPLICAS, ROUTER
 from router.replicas import LOCK_CLASS
 from tests.conftest import Service, ServiceFactory, call_event, load_records
@@ -273,3 +275,46 @@ async def test_route_goes_on_from_memory_when_the_claim_cannot_be_made(
     finally:
         await con.close()
     assert [r.payload["to_number"] for r in routes] == ["101"]
+
+
+async def _routed_records(caplog: pytest.LogCaptureFixture, within: float = 3.0
+                          ) -> list[logging.LogRecord]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = [r for r in caplog.records if r.name == "router.routing"
+                 and r.getMessage() == "call routed"]
+        if found:
+            return found
+        await asyncio.sleep(0.02)
+    return []
+
+
+async def test_a_routed_call_is_logged_at_info_with_the_callers_number_masked(
+    svc: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="router.routing")
+    await svc.event("events/call", call_event("e-log", ROUTED))
+    await svc.pbx.wait_routes(1)
+    [record] = await _routed_records(caplog)
+    assert record.levelno == logging.INFO
+    line = orjson.loads(JsonFormatter().format(record))  # as `serve` writes it
+    assert line["level"] == "info"
+    assert line["account"] == "default"
+    assert line["entry_id"] == "e-log"
+    assert (line["extension"], line["employee_id"]) == ("101", "1")
+    assert line["caller"] == "***4567"
+    assert line["latency_ms"] >= 0
+    assert line["pbx_ms"] >= 0
+    assert line["command_id"] == svc.pbx.routes()[0].payload["command_id"]
+    assert ROUTED not in caplog.text
+    assert ROUTED not in JsonFormatter().format(record)
+
+
+async def test_no_routed_line_is_logged_below_info(
+    svc: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="router.routing")
+    await svc.event("events/call", call_event("e-quiet", ROUTED))
+    await svc.pbx.wait_routes(1)
+    await asyncio.sleep(0.05)
+    assert not [r for r in caplog.records if r.getMessage() == "call routed"]

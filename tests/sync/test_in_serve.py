@@ -198,7 +198,8 @@ async def test_sync_status_needs_an_admin_token_and_reports_the_passes(
     assert 0 <= body["lag_seconds"] < 5
     assert body["last_error"] is None
     metrics = await (await svc.client.get("/metrics")).text()
-    for name in ("mango_router_sync_duration_seconds_count", "mango_router_sync_records_total",
+    for name in ('mango_router_sync_duration_seconds_count{account="default",kind="full"}',
+                 'mango_router_sync_records_total{account="default",kind="clients"}',
                  'mango_router_sync_lag_seconds{account="default"}'):
         assert name in metrics
 
