@@ -6,6 +6,7 @@ import re
 from importlib import resources
 
 from router.pages.catalog_en import EN
+from router.pages.outcomes import OUTCOME_TITLES
 from router.pages.render import NAV
 from router.pages.settings import _REASONS
 
@@ -20,7 +21,8 @@ def texts_in_templates() -> set[str]:
 
 
 def test_every_russian_text_of_the_pages_has_an_english_one() -> None:
-    texts = texts_in_templates() | {title for _, title in NAV} | set(_REASONS.values())
+    texts = (texts_in_templates() | {title for _, title in NAV} | set(_REASONS.values())
+             | set(OUTCOME_TITLES.values()))
     assert len(texts) > 50  # the templates were read
     assert sorted(texts - EN.keys()) == []
 
