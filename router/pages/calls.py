@@ -78,8 +78,9 @@ async def one_call(request: web.Request, who: Viewer) -> web.StreamResponse:
     timeline: list[tuple[datetime, str, dict[str, Any]]] = [
         (e["received_at"], "event", e) for e in call["events"]]
     decision = call["decision"]
-    if decision is not None:
-        timeline.append((decision["decided_at"], "decision", decision))
+    if decision is not None:  # after the notification that asked for it, whatever the clocks
+        first = min((at for at, _, _ in timeline), default=decision["decided_at"])
+        timeline.append((max(decision["decided_at"], first), "decision", decision))
     for action in call["crm_actions"]:
         action = {**action, "link": megaplan_link(account.megaplan_url, action["action"],
                                                   action["crm_id"])}
