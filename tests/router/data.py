@@ -30,3 +30,15 @@ CLIENTS: list[dict[str, Any]] = [
 ROUTED = "79161234567"
 UNKNOWN = "79990000000"
 ALL = EMPLOYEES + CLIENTS
+
+
+async def add_programs(db: Any) -> None:
+    """Two deal programs and their states in the default account's copy, as sync writes
+    them (the settings page offers them by name)."""
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    await db.execute("INSERT INTO programs (account_id, crm_id, name) VALUES "
+                     "($1, '1', 'Продажи'), ($1, '2', 'Сервис')", account_id)
+    await db.execute(
+        "INSERT INTO program_states (account_id, program_id, crm_id, name) VALUES "
+        "($1, '1', '11', 'Новая'), ($1, '1', '12', 'Встреча'), ($1, '2', '21', 'Заявка')",
+        account_id)

@@ -17,7 +17,7 @@ from yarl import URL
 from lookup.accounts import add_account, new_token
 from router.pages.signin import SIGN_IN_LIMIT
 from tests.conftest import Service, ServiceFactory, load_records
-from tests.router.data import ALL
+from tests.router.data import ALL, add_programs
 
 OPERATOR = {"Authorization": "Bearer operator-token"}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -26,13 +26,7 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 @pytest.fixture
 async def svc(service_factory: ServiceFactory, dsn: str, db: asyncpg.Connection) -> Service:
     await load_records(dsn, ALL)
-    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
-    await db.execute("INSERT INTO programs (account_id, crm_id, name) VALUES "
-                     "($1, '1', 'Продажи'), ($1, '2', 'Сервис')", account_id)
-    await db.execute(
-        "INSERT INTO program_states (account_id, program_id, crm_id, name) VALUES "
-        "($1, '1', '11', 'Новая'), ($1, '1', '12', 'Встреча'), ($1, '2', '21', 'Заявка')",
-        account_id)
+    await add_programs(db)
     return await service_factory()
 
 
