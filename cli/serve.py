@@ -41,8 +41,9 @@ def serve(config: Config) -> None:
 
     def listening(_banner: str) -> None:  # run_app says so once the socket is bound
         names = sorted(a.name for a in app[ACCOUNTS].all())
-        logger.info("listening on http://%s:%d (PBX integration URL http://%s:%d/mango); "
-                    "accounts: %s", config.host, config.port, config.host, config.port,
+        logger.info("listening on http://%s:%d (pages: http://%s:%d/, PBX integration URL "
+                    "http://%s:%d/mango); accounts: %s", config.host, config.port,
+                    config.host, config.port, config.host, config.port,
                     ", ".join(names) or "none yet",
                     extra={"host": config.host, "port": config.port, "accounts": names})
 
