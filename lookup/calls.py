@@ -44,6 +44,8 @@ __all__ = [
     "RowDecision",
     "calls_by_hour",
     "calls_page",
+    "decode_cursor",
+    "encode_cursor",
     "find_call",
     "recent_calls",
 ]
