@@ -66,6 +66,11 @@ def test_a_tiny_run_prints_the_table_and_writes_its_json(tmp_path: Path) -> None
     got = orjson.loads((tmp_path / "pages.json").read_bytes())
     assert got["seeded"]["calls"] == 500
     assert len(got["timings"]) == 10
+    assert [t["name"] for t in got["http"]] == [  # the pages themselves, signed in
+        "page /overview", "page /calls", "page /calls, deep", "page /calls?number= client",
+        "page /calls?number= line", "page /calls/{entry_id}", "page /settings",
+        "page /employees"]
+    assert all(t["runs"] == 2 for t in got["http"])
     assert [j["shape"] for j in got["journal"]] == [
         "one event", "10 new calls' first events", "10 whole calls"]
     assert b"every page within 100 ms at p95" in proc.stdout
