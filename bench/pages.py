@@ -8,7 +8,7 @@ route, CRM actions for most (done, a few failed, the last hour's pending), 20,00
 clients and 60 employees. Events go in by binary COPY, a chunk of calls per
 statement, so the journal's trigger builds the ``calls`` rows as it does in
 service (the busy-legs trigger is off meanwhile: its NOTIFYs are not what is
-measured). Then it times every page query (``PAGE_QUERIES``) through
+measured). Then it times every page query (``page_queries``) through
 ``lookup``: median and 95th percentile over repeated runs against a 100 ms
 budget per page. Last, what the ``calls`` trigger adds to a journal statement
 (``journal_cost``): a call's notifications one statement each, ten new calls'
@@ -65,7 +65,9 @@ from lookup.schema import apply_migrations
 
 __all__ = [
     "BUDGET_MS",
+    "JournalCost",
     "PageQuery",
+    "PagesResult",
     "Seeded",
     "Timing",
     "format_report",
