@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from lookup.conn import Conn
-from lookup.settings import DealTarget, Settings, merge_update
+from lookup.settings import DealTarget, Settings, SettingsError, merge_update
 
 __all__ = [
     "Account",
@@ -226,5 +226,10 @@ async def checked_update(con: Conn, account_id: int, current: Settings,
     def known_deal(deal: DealTarget) -> bool:
         return (deal.program_id, deal.state_id) in states
 
-    return merge_update(current, update, known_employees=employees.__contains__,
-                        known_deal=known_deal)
+    merged = merge_update(current, update, known_employees=employees.__contains__,
+                          known_deal=known_deal)
+    if merged.timezone != current.timezone and not await con.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", merged.timezone):
+        # the overview counts calls per hour in PostgreSQL, whose zones may be older
+        raise SettingsError("timezone", "is not a time zone this database knows")
+    return merged

@@ -351,7 +351,7 @@ async def _calls(con: Conn | asyncpg.Pool, account_id: int, entries: Sequence[st
             "call_state": r["call_state"], "location": r["location"],
             "received_at": r["received_at"], "payload": orjson.loads(r["payload"])})
     for r in await con.fetch(
-        """SELECT d.*, (SELECT (ev.payload->>'result')::int FROM call_events ev
+        """SELECT d.*, (SELECT (ev.payload->>'result')::bigint FROM call_events ev
                         WHERE ev.account_id = d.account_id AND ev.kind = 'result'
                           AND ev.payload->>'command_id' = d.command_id
                         ORDER BY ev.id DESC LIMIT 1) AS final_result,

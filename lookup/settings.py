@@ -118,10 +118,16 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     return check
 
 
+def _printable(value: str) -> bool:
+    """No control characters: PostgreSQL's jsonb refuses NUL, and no id or number has any."""
+    return not any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
 def _id(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or not _printable(value) \
+            or len(value) > 100:
         raise SettingsError(name, "must be a non-empty string id or null")
     return value
 
@@ -161,7 +167,8 @@ def _lines(name: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > _MAX_LINES:
         raise SettingsError(name, f"must be a list of at most {_MAX_LINES} phone numbers")
     for line in value:
-        if not isinstance(line, str) or not line.strip() or len(line) > 40:
+        if not isinstance(line, str) or not line.strip() or len(line) > 40 \
+                or not _printable(line):
             raise SettingsError(name, "each line must be a phone number written as a string")
     return tuple(value)
 

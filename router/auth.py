@@ -14,6 +14,8 @@ from router.keys import ACCOUNTS, CONFIG
 __all__ = [
     "account_from_query",
     "admin_account",
+    "is_account_token",
+    "is_operator_token",
     "require_account_access",
     "require_operator",
     "token_allows",
@@ -27,9 +29,14 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-def _is_operator(request: web.Request, token: str) -> bool:
+def is_operator_token(request: web.Request, token: str) -> bool:
     operator = request.app[CONFIG].admin_token
     return operator is not None and hmac.compare_digest(operator.encode(), token.encode())
+
+
+def is_account_token(account: Account, token: str) -> bool:
+    return account.token_hash is not None and hmac.compare_digest(
+        account.token_hash.encode(), hash_token(token).encode())
 
 
 def account_from_query(request: web.Request) -> Account:
@@ -67,17 +74,13 @@ def require_operator(request: web.Request) -> None:
     token = _bearer(request)
     if token is None:
         raise ApiError(401, "a bearer token is required")
-    if not _is_operator(request, token):
+    if not is_operator_token(request, token):
         raise ApiError(403, "the operator token is required")
 
 
 def token_allows(request: web.Request, account: Account, token: str) -> bool:
     """The operator's token, or this account's own."""
-    if _is_operator(request, token):
-        return True
-    return account.token_hash is not None and hmac.compare_digest(
-        account.token_hash.encode(), hash_token(token).encode()
-    )
+    return is_operator_token(request, token) or is_account_token(account, token)
 
 
 def require_account_access(request: web.Request, account: Account) -> None:

@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 
 def setup_calls_pages(app: web.Application) -> None:
     app.router.add_get("/calls", signed_in(calls_list))
-    app.router.add_get("/calls/{entry_id}", signed_in(one_call))
+    app.router.add_get("/calls/{entry_id:.+}", signed_in(one_call))
 
 
 def megaplan_link(base_url: str | None, action: str, crm_id: str | None) -> str | None:
@@ -64,8 +64,12 @@ async def calls_list(request: web.Request, who: Viewer) -> web.StreamResponse:
         "calls": [] if page is None else page.calls, "older": None if page is None else page.older,
         "searched": searched, "problem": problem, "zone": ZoneInfo(account.settings.timezone),
         "paged": before is not None}
-    template = "calls_rows.html" if request.headers.get("HX-Request") == "true" else "calls.html"
-    return render(request, template, context, who=who, status=400 if problem else 200)
+    if request.headers.get("HX-Request") == "true" and \
+            "HX-History-Restore-Request" not in request.headers:
+        # the rows for htmx to swap in as the number is typed; htmx swaps no 4xx, and a
+        # half-typed number is a message to show, not a failure
+        return render(request, "calls_rows.html", context, who=who)
+    return render(request, "calls.html", context, who=who, status=400 if problem else 200)
 
 
 async def one_call(request: web.Request, who: Viewer) -> web.StreamResponse:

@@ -306,4 +306,7 @@ EN: dict[str, str] = {
     "АТС не приняла команду": "the PBX refused the command",
     "без решения (исходящие, внутренние)": "not decided (outgoing, internal)",
     "прочее": "other",
+    "По одному номеру телефона в строке, не больше 100 строк.":
+        "One phone number a line, at most 100 lines.",
+    "Не номер телефона: ": "Not a phone number: ",
 }

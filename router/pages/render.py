@@ -46,6 +46,8 @@ def render(request: web.Request, template: str, context: Mapping[str, Any], *,
 
 
 def signed_in(handler: SignedInHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page for whoever is signed in: the viewer is resolved once, here, and a form
+    posted without the session's CSRF token never reaches the handler."""
     async def guarded(request: web.Request) -> web.StreamResponse:
         who = await viewer(request)
         if who is None:
@@ -61,4 +63,5 @@ def signed_in(handler: SignedInHandler) -> Callable[[web.Request], Awaitable[web
                 return render(request, "refused.html", {"reason": "csrf"}, who=who, status=403)
         return await handler(request, who)
     guarded.__name__ = handler.__name__
+    guarded.__doc__ = handler.__doc__
     return page(guarded)

@@ -31,7 +31,8 @@ from aiohttp.typedefs import Middleware
 from aiohttp_session import Session, get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from lookup.accounts import Account, hash_token
+from lookup.accounts import Account
+from router.auth import is_account_token, is_operator_token
 from router.config import Config
 from router.keys import ACCOUNTS, CONFIG
 
@@ -44,16 +45,21 @@ warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp
 __all__ = [
     "COOKIE",
     "SESSION_HOURS",
+    "SIGN_IN_COOKIE",
     "Keys",
     "Viewer",
     "check_csrf",
     "open_session",
     "page",
     "secret_key",
+    "set_sign_in_csrf",
+    "sign_in_csrf",
+    "sign_in_csrf_matches",
     "viewer",
 ]
 
 COOKIE = "mango_router_session"
+SIGN_IN_COOKIE = "mango_router_signin"  # the sign-in form's CSRF token (double submit)
 SESSION_HOURS = 12
 _KEY_FILE = "session.key"
 
@@ -73,30 +79,49 @@ PAGE_KEYS = web.AppKey("page_keys", Keys)
 
 def secret_key(config: Config) -> bytes:
     """32 bytes from ``ROUTER_SECRET_KEY``, or from ``session.key`` in the data
-    directory, made (readable by its owner only) the first time."""
+    directory, made (readable by its owner only) the first time.
+
+    The file is written whole under another name and then linked into place, so a
+    second process starting at once, or one after a crash, never reads half a key.
+    """
     if config.secret_key is not None:
         return hashlib.sha256(config.secret_key.encode()).digest()
     path = Path(config.data_dir) / _KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        text = path.read_text().strip()
-    else:
-        text = secrets.token_hex(32)
+    if not path.exists():
+        scratch = path.with_name(f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(text + "\n")
-        logger.info("made the pages' session key", extra={"path": str(path)})
+            out.write(secrets.token_hex(32) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(scratch, path)  # fails if another process was first: its key wins
+            logger.info("made the pages' session key", extra={"path": str(path)})
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    text = path.read_text().strip()
+    if len(text) < 32:
+        raise ValueError(f"{path}: not a session key (remove it to have a new one made)")
     return hashlib.sha256(text.encode()).digest()
 
 
+def _derived(secret: bytes, purpose: bytes) -> bytes:
+    """One key per use (the cookie's encryption, the token fingerprints)."""
+    return hmac.new(secret, purpose, hashlib.sha256).digest()
+
+
 def make_keys(config: Config) -> Keys:
+    """The cookie storage and the fingerprint key, from the one secret."""
     secret = secret_key(config)
     storage = EncryptedCookieStorage(
-        secret, cookie_name=COOKIE, max_age=SESSION_HOURS * 3600, httponly=True,
-        samesite="Strict", path="/",
+        _derived(secret, b"session cookie"), cookie_name=COOKIE,
+        max_age=SESSION_HOURS * 3600, httponly=True, samesite="Strict", path="/",
         encoder=lambda value: orjson.dumps(value).decode(), decoder=orjson.loads)
-    return Keys(secret=secret, middleware=session_middleware(storage))
+    return Keys(secret=_derived(secret, b"token fingerprint"),
+                middleware=session_middleware(storage))
 
 
 def page(handler: PageHandler) -> PageHandler:
@@ -136,17 +161,11 @@ def _account_fp(request: web.Request, account: Account) -> str | None:
 def who_has(request: web.Request, token: str) -> tuple[bool, Account | None]:
     """(operator?, the account) a token opens: the operator's token opens every account
     (the ``default`` one first, else the first by name); an account's token its own."""
-    accounts = request.app[ACCOUNTS]
-    operator = request.app[CONFIG].admin_token
-    if operator is not None and hmac.compare_digest(operator.encode(), token.encode()):
-        everyone = sorted(accounts.all(), key=lambda a: (a.name != "default", a.name))
+    accounts = request.app[ACCOUNTS].all()
+    if is_operator_token(request, token):
+        everyone = sorted(accounts, key=lambda a: (a.name != "default", a.name))
         return True, (everyone[0] if everyone else None)
-    hashed = hash_token(token).encode()
-    for account in accounts.all():
-        if account.token_hash is not None and hmac.compare_digest(
-                account.token_hash.encode(), hashed):
-            return False, account
-    return False, None
+    return False, next((a for a in accounts if is_account_token(a, token)), None)
 
 
 async def open_session(request: web.Request, *, operator: bool, account: Account) -> None:
@@ -178,14 +197,24 @@ async def viewer(request: web.Request) -> Viewer | None:
     return Viewer(operator=operator, account=account, csrf=str(session.get("csrf", "")))
 
 
-async def form_csrf(request: web.Request) -> str:
-    """The CSRF token for a form shown before sign-in, kept in a session of its own."""
-    session = await get_session(request)
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(24)
-        session["csrf"] = token
-    return token
+def sign_in_csrf(request: web.Request) -> str:
+    """The sign-in form's CSRF token: the one in ``SIGN_IN_COOKIE`` if the browser has it,
+    else a new one (``set_sign_in_csrf`` puts it there). It is kept apart from the
+    session, so that opening the sign-in page (as a link from another site does, which
+    a SameSite=Strict session cookie does not follow) never replaces a session."""
+    found = request.cookies.get(SIGN_IN_COOKIE, "")
+    return found if 16 <= len(found) <= 64 and found.isascii() else secrets.token_urlsafe(24)
+
+
+def set_sign_in_csrf(response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(SIGN_IN_COOKIE, token, max_age=3600, httponly=True,
+                        samesite="Strict", path="/signin")
+
+
+def sign_in_csrf_matches(request: web.Request, sent: object) -> bool:
+    expected = request.cookies.get(SIGN_IN_COOKIE)
+    return isinstance(sent, str) and bool(sent) and isinstance(expected, str) and \
+        hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def check_csrf(request: web.Request, sent: object) -> bool:

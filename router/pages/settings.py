@@ -47,6 +47,18 @@ _REASONS = {
 }
 
 
+def _reason(reason: str) -> tuple[str, str]:
+    """The page's words for a refusal (to translate) and what it names as written: a
+    line that is not a number names the line."""
+    if reason in _REASONS:
+        return _REASONS[reason], ""
+    if reason.endswith(" is not a phone number"):
+        return "Не номер телефона: ", reason.removesuffix(" is not a phone number")
+    if reason.startswith(("each line must be", "must be a list of at most")):
+        return "По одному номеру телефона в строке, не больше 100 строк.", ""
+    return reason, ""
+
+
 def setup_settings_page(app: web.Application) -> None:
     app.router.add_get("/settings", signed_in(show_settings))
     app.router.add_post("/settings", signed_in(save_settings))
@@ -59,7 +71,7 @@ async def show_settings(request: web.Request, who: Viewer) -> web.StreamResponse
 
 async def save_settings(request: web.Request, who: Viewer) -> web.StreamResponse:
     form = await request.post()
-    update = settings_from_form(form)
+    update = settings_from_form(form, who.account.settings)
     try:
         async with request.app[POOL].acquire() as con:
             merged = await update_settings(con, who.account.id, update)
@@ -72,8 +84,9 @@ async def save_settings(request: web.Request, who: Viewer) -> web.StreamResponse
     raise web.HTTPSeeOther("/settings?saved=1")
 
 
-def settings_from_form(form: MultiDictProxy[Any]) -> dict[str, Any]:
-    """The whole settings object from the page's form (an unticked box is absent: false)."""
+def settings_from_form(form: MultiDictProxy[Any], current: Settings) -> dict[str, Any]:
+    """The whole settings object from the page's form (an unticked box is absent: false),
+    as ``PUT /api/settings`` takes it; ``current`` fills a hidden field left empty."""
     def text(name: str) -> str:
         value = form.get(name)
         return value.strip() if isinstance(value, str) else ""
@@ -89,6 +102,9 @@ def settings_from_form(form: MultiDictProxy[Any]) -> dict[str, Any]:
     hours: int | str = text("route_unknown_to_last_contact.within_hours")
     with suppress(ValueError):  # else the check names the field
         hours = int(hours)
+    enabled = "route_unknown_to_last_contact.enabled" in form
+    if not enabled and not isinstance(hours, int):
+        hours = current.route_unknown_to_last_contact.within_hours  # hidden, not in use
     return {
         "route_to_responsible": "route_to_responsible" in form,
         "accepted_incoming": text("accepted_incoming"),
@@ -106,9 +122,7 @@ def settings_from_form(form: MultiDictProxy[Any]) -> dict[str, Any]:
         "timezone": text("timezone"),
         "dry_run": "dry_run" in form,
         "skip_busy_responsible": "skip_busy_responsible" in form,
-        "route_unknown_to_last_contact": {
-            "enabled": "route_unknown_to_last_contact.enabled" in form,
-            "within_hours": hours},
+        "route_unknown_to_last_contact": {"enabled": enabled, "within_hours": hours},
         "route_lines": [line.strip() for line in text("route_lines").splitlines()
                         if line.strip()],
     }
@@ -120,10 +134,9 @@ async def _page(request: web.Request, who: Viewer, values: dict[str, Any], *,
     async with request.app[POOL].acquire() as con:
         found_programs = await programs(con, who.account.id)
         employees = await active_names(con, who.account.id)
-    errors: dict[str, str] = {}
+    errors: dict[str, tuple[str, str]] = {}
     if error is not None:
-        reason = str(error).partition(": ")[2]
-        errors[error.field.split(".")[0]] = _REASONS.get(reason, reason)
+        errors[error.field.split(".")[0]] = _reason(str(error).partition(": ")[2])
     defaults = Settings().to_json()
     return render(request, "settings.html", {
         "s": {**defaults, **values}, "programs": found_programs, "employees": employees,

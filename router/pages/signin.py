@@ -21,7 +21,15 @@ from limits.strategies import MovingWindowRateLimiter
 from router.keys import ACCOUNTS
 from router.pages.i18n import LANGUAGE_COOKIE, LANGUAGES
 from router.pages.render import render, signed_in
-from router.pages.session import Viewer, check_csrf, form_csrf, open_session, page, who_has
+from router.pages.session import (
+    Viewer,
+    open_session,
+    page,
+    set_sign_in_csrf,
+    sign_in_csrf,
+    sign_in_csrf_matches,
+    who_has,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +56,7 @@ SIGN_IN_LIMITER = web.AppKey("sign_in_limiter", SignInLimiter)
 def setup_signin(app: web.Application) -> None:
     app[SIGN_IN_LIMITER] = SignInLimiter()
     app.router.add_get("/", home)
-    app.router.add_get("/signin", page(sign_in_form))
+    app.router.add_get("/signin", sign_in_form)
     app.router.add_post("/signin", page(sign_in))
     app.router.add_post("/signout", signed_in(sign_out))
     app.router.add_post("/account", signed_in(pick_account))
@@ -67,29 +75,32 @@ async def home(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/overview")
 
 
+def _sign_in_page(request: web.Request, *, next_path: str, error: str | None,
+                  status: int = 200) -> web.Response:
+    token = sign_in_csrf(request)
+    response = render(request, "signin.html", {"csrf": token, "next": next_path,
+                                               "error": error}, who=None, status=status)
+    set_sign_in_csrf(response, token)
+    return response
+
+
 async def sign_in_form(request: web.Request) -> web.StreamResponse:
-    return render(request, "signin.html", {
-        "csrf": await form_csrf(request), "next": _next(request.query.get("next")),
-        "error": None}, who=None)
+    return _sign_in_page(request, next_path=_next(request.query.get("next")), error=None)
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
     address = request.remote or "unknown"
     if not request.app[SIGN_IN_LIMITER].attempt(address):
         logger.warning("sign-in attempts over the limit", extra={"address": address})
-        response = render(request, "signin.html", {
-            "csrf": await form_csrf(request), "next": "/overview", "error": "limit"},
-            who=None, status=429)
+        response = _sign_in_page(request, next_path="/overview", error="limit", status=429)
         response.headers["Retry-After"] = "60"
         return response
     try:
         form = await request.post()
     except (ValueError, LookupError, BadHttpMessage):  # broken multipart, bad charset
         return render(request, "refused.html", {"reason": "form"}, who=None, status=400)
-    if not await check_csrf(request, form.get("csrf")):
-        return render(request, "signin.html", {
-            "csrf": await form_csrf(request), "next": "/overview", "error": "csrf"},
-            who=None, status=403)
+    if not sign_in_csrf_matches(request, form.get("csrf")):
+        return _sign_in_page(request, next_path="/overview", error="csrf", status=403)
     token = form.get("token")
     operator, account = who_has(request, token) if isinstance(token, str) and token else (
         False, None)
@@ -99,9 +110,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         else:
             error = "token"
             logger.info("sign-in refused: unknown token", extra={"address": address})
-        return render(request, "signin.html", {
-            "csrf": await form_csrf(request), "next": _next(form.get("next")), "error": error},
-            who=None, status=403 if error == "token" else 409)
+        return _sign_in_page(request, next_path=_next(form.get("next")), error=error,
+                             status=403 if error == "token" else 409)
     await open_session(request, operator=operator, account=account)
     logger.info("signed in to the pages", extra={
         "account": account.name, "operator": operator, "address": address})

@@ -102,6 +102,15 @@ def test_update_does_not_change_the_current_settings() -> None:
         ({"route_lines": [74951112233]}, "route_lines"),
         ({"route_lines": [""]}, "route_lines"),
         ({"route_lines": None}, "route_lines"),
+        # NUL (PostgreSQL's jsonb refuses it) and other control characters, even where
+        # the value is not used (a deal for a mode that makes none, a disabled target)
+        ({"accepted_deal": {"program_id": "1\x00", "state_id": "2"}},
+         "accepted_deal.program_id"),
+        ({"missed_in_ivr": {"enabled": False, "employee_id": "7\x00"}},
+         "missed_in_ivr.employee_id"),
+        ({"missed_in_group": {"enabled": False, "employee_id": "7\n"}},
+         "missed_in_group.employee_id"),
+        ({"route_lines": ["7495\x001112233"]}, "route_lines"),
     ],
 )
 def test_wrong_type_is_refused_naming_the_field(update: dict[str, Any], field: str) -> None:

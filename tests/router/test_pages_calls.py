@@ -66,8 +66,9 @@ async def test_the_calls_page_finds_a_number_however_it_is_written(
     await svc.event("events/call", call_event("E-2", NO_CLIENT))
     await decided(svc, db, 2)
     for written in ("+7 (916) 123-45-67", "8 916 123 45 67", ROUTED):
-        html = await page(svc, f"/calls?number={written}")
-        assert re.findall(r'<a href="/calls/([^"]+)">', html) == ["E-1"], written
+        resp = await svc.client.get("/calls", params={"number": written})
+        assert resp.status == 200
+        assert re.findall(r'<a href="/calls/([^"]+)">', await resp.text()) == ["E-1"], written
     assert "Звонков с этим номером нет." in await page(svc, "/calls?number=79160000099")
     assert "Это не номер телефона." in await page(svc, "/calls?number=abc", 400)
     assert "Неверная ссылка на страницу." in await page(svc, "/calls?before=%%%", 400)
@@ -88,6 +89,26 @@ async def test_the_calls_page_goes_back_page_by_page_without_gaps(
         path = older.group(1).replace("&amp;", "&") if older else None
     assert len(seen) == 57
     assert sorted(seen) == sorted(set(seen))
+
+
+async def test_htmx_gets_a_bad_number_told_in_the_rows_it_swaps_in(svc: Service) -> None:
+    resp = await svc.client.get("/calls", params={"number": "+7 9"},
+                                headers={"HX-Request": "true"})
+    assert resp.status == 200  # htmx swaps no 4xx: the message must come as rows
+    assert "Это не номер телефона." in await resp.text()
+    restore = await svc.client.get("/calls", headers={
+        "HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in await restore.text()  # a history restore gets the whole page
+
+
+async def test_a_call_whose_entry_id_has_a_slash_has_its_page(
+    svc: Service, db: asyncpg.Connection,
+) -> None:
+    await svc.event("events/call", call_event("MToxMDE=/2", ROUTED))
+    await decided(svc, db, 1)
+    html = await page(svc, "/calls")
+    [link] = re.findall(r'<a href="(/calls/[^"]+)">', html)
+    assert "<code>MToxMDE=/2</code>" in await page(svc, link)
 
 
 async def test_htmx_asks_for_the_rows_only(svc: Service, db: asyncpg.Connection) -> None:

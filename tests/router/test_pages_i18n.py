@@ -8,7 +8,7 @@ from importlib import resources
 from router.pages.catalog_en import EN
 from router.pages.outcomes import OUTCOME_TITLES
 from router.pages.render import NAV
-from router.pages.settings import _REASONS
+from router.pages.settings import _REASONS, _reason
 
 _QUOTED_RUSSIAN = re.compile(r'"([^"\n]*[А-Яа-яЁё][^"\n]*)"')
 
@@ -30,3 +30,10 @@ def test_every_russian_text_of_the_pages_has_an_english_one() -> None:
 def test_the_english_catalog_keeps_the_placeholders_of_the_russian() -> None:
     for russian, english in EN.items():
         assert re.findall(r"\{\w+\}", russian) == re.findall(r"\{\w+\}", english), russian
+
+
+def test_a_refused_route_line_is_named_in_the_pages_words() -> None:
+    words, named = _reason("'abc' is not a phone number")
+    assert (words, named) == ("Не номер телефона: ", "'abc'")
+    assert words in EN
+    assert _reason("each line must be a phone number written as a string")[0] in EN

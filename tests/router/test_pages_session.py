@@ -1,5 +1,6 @@
 """The pages' sign-in, session cookie, CSRF, rate limit, language and settings form,
-through the real app over HTTP (the browser flows are in tests/router/test_browser.py)."""
+through the real app over HTTP (the browser flows are in tests/router/test_browser_settings.py and
+tests/automation/test_browser_calls.py)."""
 
 from __future__ import annotations
 
@@ -333,3 +334,49 @@ async def test_dependent_fields_are_hidden_until_they_apply(svc: Service) -> Non
     deal = re.search(r'<div class="setting dependent" id="setting-accepted_deal"[^>]*>', html)
     assert deal is not None
     assert "hidden" not in deal.group(0)
+
+
+async def test_opening_the_sign_in_page_keeps_the_session(svc: Service) -> None:
+    """A link from another site lands on /signin without the SameSite=Strict session
+    cookie; the page it shows must not replace that session."""
+    await sign_in(svc, "operator-token")
+    resp = await svc.client.get("/signin")
+    assert "mango_router_session" not in resp.cookies
+    assert (await svc.client.get("/settings", allow_redirects=False)).status == 200
+
+
+async def test_a_control_character_in_a_setting_is_refused_not_a_500(svc: Service) -> None:
+    await sign_in(svc, "operator-token")
+    form = await settings_form(svc)
+    form.update({"missed_in_ivr.employee_id": "2\x00", "accepted_deal": "1\x00:11"})
+    resp = await svc.client.post("/settings", data=form)
+    assert resp.status == 400
+    api = await svc.client.put("/api/settings", headers=OPERATOR,
+                               json={"missed_in_group": {"enabled": False,
+                                                         "employee_id": "4\x00"}})
+    assert api.status == 400
+    assert (await api.json())["field"] == "missed_in_group.employee_id"
+
+
+async def test_a_refused_route_line_is_named_beside_the_field(svc: Service) -> None:
+    await sign_in(svc, "operator-token")
+    form = await settings_form(svc)
+    form["route_lines"] = "+7 495 111-22-33\nabc"
+    resp = await svc.client.post("/settings", data=form)
+    assert resp.status == 400
+    assert re.search(r'id="route_lines-error"[^>]*>Не номер телефона: &#39;abc&#39;<',
+                     await resp.text())
+
+
+async def test_the_last_contact_window_left_empty_while_off_does_not_block_a_save(
+    svc: Service,
+) -> None:
+    await sign_in(svc, "operator-token")
+    form = await settings_form(svc)
+    form.pop("route_unknown_to_last_contact.enabled", None)
+    form.update({"route_unknown_to_last_contact.within_hours": "", "dry_run": "on"})
+    resp = await svc.client.post("/settings", data=form, allow_redirects=False)
+    assert resp.status == 303
+    got = await api_settings(svc)
+    assert got["dry_run"] is True
+    assert got["route_unknown_to_last_contact"] == {"enabled": False, "within_hours": 72}
