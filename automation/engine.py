@@ -114,6 +114,22 @@ class CallAutomation:
     def __len__(self) -> int:
         return len(self._live)
 
+    def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool:
+        """``plans_now``, less the calls of clients the index knows while they go on: a
+        known client's call acts in the CRM only once it has ended (the repeat-call deal,
+        the call record), so planning it at answer found nothing to do. Most calls are
+        such calls; this halves the planner's work on them."""
+        if not plans_now(kind, call):
+            return False
+        if kind != "call" or call is None or self._indexes is None:
+            return True  # the end of a call (summary), a recording
+        index = self._indexes.get(account_id)
+        outside = call.to_number if call.from_extension else call.from_number
+        if index is None or not outside:
+            return True
+        known = index.decide(outside)
+        return known is None or known.client_id is None
+
     def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None:
         key = (account_id, entry_id)
         live = self._live.get(key)

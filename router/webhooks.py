@@ -19,7 +19,6 @@ import orjson
 from aiohttp import web
 
 from automation.contacts import makes_contact
-from automation.engine import plans_now
 from lookup.accounts import Account
 from lookup.journal import JournalEntry
 from mango.events import BadRequest, CallEvent, check_fields
@@ -102,7 +101,9 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
         logger.error("journal write is late; answering 503", extra={"account": account.name})
         raise ApiError(503, "journal unavailable, retry later") from None
     if entry.entry_id:  # journaled: the automation plans from the journal
-        request.app[AUTOMATION].seen(account.id, entry.entry_id, plan_now=plans_now(kind, call))
+        automation = request.app[AUTOMATION]
+        automation.seen(account.id, entry.entry_id,
+                        plan_now=automation.worth_planning(account.id, kind, call))
         if (account.settings.route_unknown_to_last_contact.enabled
                 and makes_contact(kind, call, body)):  # who talked to whom, for call-backs
             request.app[CONTACTS].seen(account.id, entry.entry_id)
