@@ -258,7 +258,9 @@ EN: dict[str, str] = {
     "из АТС": "from the PBX",
     "не найден в АТС": "not found in the PBX",
     "Добавочный для": "Extension for",
-    "Вернуть из АТС": "Back to the PBX's",
+    "Снять ручной": "Unset",
+    "Снятый ручной добавочный остаётся до следующей синхронизации, которая возьмёт добавочный "
+    "из АТС.": "An unset extension stays until the next sync takes the PBX's.",
     "Добавочный — от 1 до 16 цифр.": "An extension is 1 to 16 digits.",
     "Сотрудников в копии Мегаплана пока нет: они появятся после синхронизации.":
         "The copy of Megaplan has no employees yet: they appear after the sync.",
