@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
+
+from lookup.accounts import add_account
 
 EMPLOYEES: list[dict[str, Any]] = [
     {"type": "employee", "id": "1", "name": "Anna", "extension": "101", "active": True},
@@ -42,3 +46,16 @@ async def add_programs(db: Any) -> None:
         "INSERT INTO program_states (account_id, program_id, crm_id, name) VALUES "
         "($1, '1', '11', 'Новая'), ($1, '1', '12', 'Встреча'), ($1, '2', '21', 'Заявка')",
         account_id)
+
+
+async def add_shop(db: Any, client: Any) -> str:
+    """A second account, ``shop``, once the service under test knows it (it hears of
+    accounts by NOTIFY); its admin token."""
+    token = await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
+                              mango_api_url="http://127.0.0.1:1/vpbx/")
+    deadline = time.monotonic() + 5
+    while (await client.get("/api/settings", params={"account": "shop"},
+                            headers={"Authorization": "Bearer operator-token"})).status != 200:
+        assert time.monotonic() < deadline, "the service never heard of the new account"
+        await asyncio.sleep(0.05)
+    return token

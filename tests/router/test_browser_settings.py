@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from lookup.accounts import add_account
 from tests.conftest import Service, ServiceFactory, load_records
 from tests.router.browser import browser, shot
-from tests.router.data import ALL, add_programs
+from tests.router.data import ALL, add_programs, add_shop
 
 __all__ = ["browser"]  # the fixture, used by name
 
@@ -184,9 +182,7 @@ async def test_the_pages_switch_to_english(page: Page) -> None:
 async def test_an_accounts_token_cannot_see_another_account(
     page: Page, svc: Service, db: asyncpg.Connection,
 ) -> None:
-    token = await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
-                              mango_api_url="http://127.0.0.1:1/vpbx/")
-    await asyncio.sleep(0.3)  # the replica hears of it
+    token = await add_shop(db, svc.client)
     await sign_in(page, token)
     await expect(page.locator(".account")).to_have_text("Аккаунт: shop")
     await expect(page.locator("select[name=account]")).to_have_count(0)

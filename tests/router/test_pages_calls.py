@@ -10,9 +10,8 @@ import time
 import asyncpg
 import pytest
 
-from lookup.accounts import add_account
 from tests.conftest import Service, ServiceFactory, call_event, load_records
-from tests.router.data import ALL, ROUTED
+from tests.router.data import ALL, ROUTED, add_shop
 from tests.router.test_pages_session import sign_in
 
 NO_CLIENT = "79990000000"
@@ -132,9 +131,7 @@ async def test_another_accounts_call_is_not_found(
     svc = await service_factory()
     await svc.event("events/call", call_event("E-1", ROUTED))
     await decided(svc, db, 1)
-    token = await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
-                              mango_api_url="http://127.0.0.1:1/vpbx/")
-    await asyncio.sleep(0.3)
+    token = await add_shop(db, svc.client)
     assert (await sign_in(svc, token)).status == 303
     assert "Не найдено." in await page(svc, "/calls/E-1", 404)
     assert "Звонков пока нет." in await page(svc, "/calls")

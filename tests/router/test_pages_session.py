@@ -15,10 +15,10 @@ import pytest
 from aiohttp import ClientResponse
 from yarl import URL
 
-from lookup.accounts import add_account, new_token
+from lookup.accounts import new_token
 from router.pages.signin import SIGN_IN_LIMIT
 from tests.conftest import Service, ServiceFactory, load_records
-from tests.router.data import ALL, add_programs
+from tests.router.data import ALL, add_programs, add_shop
 
 OPERATOR = {"Authorization": "Bearer operator-token"}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -157,9 +157,7 @@ async def test_sign_out_ends_the_session(svc: Service) -> None:
 async def test_a_new_account_token_ends_the_sessions_of_the_old_one(
     svc: Service, db: asyncpg.Connection,
 ) -> None:
-    token = await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
-                              mango_api_url="http://127.0.0.1:1/vpbx/")
-    await asyncio.sleep(0.3)  # the replica hears of the new account
+    token = await add_shop(db, svc.client)
     assert (await sign_in(svc, token)).status == 303
     assert (await svc.client.get("/settings")).status == 200
     assert await new_token(db, "shop") is not None
@@ -174,9 +172,7 @@ async def test_a_new_account_token_ends_the_sessions_of_the_old_one(
 async def test_an_accounts_token_sees_only_its_account(
     svc: Service, db: asyncpg.Connection,
 ) -> None:
-    token = await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
-                              mango_api_url="http://127.0.0.1:1/vpbx/")
-    await asyncio.sleep(0.3)
+    token = await add_shop(db, svc.client)
     await sign_in(svc, token)
     html = await (await svc.client.get("/settings")).text()
     assert "<b>shop</b>" in html
@@ -191,9 +187,7 @@ async def test_an_accounts_token_sees_only_its_account(
 async def test_the_operator_picks_the_account_to_look_at(
     svc: Service, db: asyncpg.Connection,
 ) -> None:
-    await add_account(db, name="shop", mango_api_key="k2", mango_api_salt="s2",
-                      mango_api_url="http://127.0.0.1:1/vpbx/")
-    await asyncio.sleep(0.3)
+    await add_shop(db, svc.client)
     await sign_in(svc, "operator-token")
     csrf = await csrf_of(svc, "/settings")
     picked = await svc.client.post("/account", data={"csrf": csrf, "account": "shop",
