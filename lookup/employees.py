@@ -16,8 +16,8 @@ import asyncpg
 
 from lookup.conn import Conn
 
-__all__ = ["EXTENSION_RE", "EmployeeExtension", "active_extensions", "active_names",
-           "employee_extensions", "set_extension"]
+__all__ = ["EXTENSION_RE", "EmployeeExtension", "active_extensions", "employee_extensions",
+           "set_extension"]
 
 EXTENSION_RE = re.compile(r"\A[0-9]{1,16}\Z")  # \Z: "101\n" is not one
 
@@ -89,11 +89,3 @@ def _employee(r: asyncpg.Record) -> EmployeeExtension:
     return EmployeeExtension(crm_id=r["crm_id"], name=r["name"], email=r["email"],
                              extension=r["extension"], manual=r["extension_manual"],
                              active=r["active"])
-
-
-async def active_names(con: Conn | asyncpg.Pool, account_id: int) -> list[tuple[str, str]]:
-    """(CRM id, name) of every active employee, by name: what a person picks from."""
-    rows = await con.fetch(
-        """SELECT crm_id, name FROM employees WHERE account_id = $1 AND active
-           ORDER BY lower(name), crm_id""", account_id)
-    return [(r["crm_id"], r["name"] or r["crm_id"]) for r in rows]

@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from lookup.accounts import update_settings
-from lookup.employees import active_names
+from lookup.employees import employee_extensions
 from lookup.programs import programs
 from lookup.settings import Settings, SettingsError
 from router.keys import ACCOUNTS, POOL
@@ -133,7 +133,10 @@ async def _page(request: web.Request, who: Viewer, values: dict[str, Any], *,
                 ) -> web.StreamResponse:
     async with request.app[POOL].acquire() as con:
         found_programs = await programs(con, who.account.id)
-        employees = await active_names(con, who.account.id)
+        found = await employee_extensions(con, who.account.id)
+    # offered by name (the employees page lists the unmatched first)
+    employees = [(e.crm_id, e.name or e.crm_id) for e in
+                 sorted(found, key=lambda e: (e.name.casefold(), e.crm_id))]
     errors: dict[str, tuple[str, str]] = {}
     if error is not None:
         errors[error.field.split(".")[0]] = _reason(str(error).partition(": ")[2])
