@@ -52,7 +52,8 @@ from sync.account import megaplan_credentials
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountSource", "CallAutomation", "plan_entries", "plans_now"]
+__all__ = ["AccountSource", "CallAutomation", "CallFeed", "plan_entries", "plans_now",
+           "worth_planning"]
 
 GRACE_S = 60.0  # an ended call is remembered this long (late events plan nothing new)
 _SWEEP_S = 5.0
@@ -77,8 +78,35 @@ def plans_now(kind: str, call: CallEvent | None = None) -> bool:
             and bool(call.to_number) and not call.to_extension)
 
 
+def worth_planning(indexes: IndexRegistry | None, account_id: int, kind: str,
+                   call: CallEvent | None) -> bool:
+    """``plans_now``, less the calls of clients the index knows while they go on: a
+    known client's call acts in the CRM only once it has ended (the repeat-call deal,
+    the call record), so planning it at answer found nothing to do. Most calls are
+    such calls; this halves the planner's work on them."""
+    if not plans_now(kind, call):
+        return False
+    if kind != "call" or call is None or indexes is None:
+        return True  # the end of a call (summary), a recording
+    index = indexes.get(account_id)
+    outside = call.to_number if call.from_extension else call.from_number
+    if index is None or not outside:
+        return True
+    known = index.decide(outside)
+    return known is None or known.client_id is None
+
+
 class AccountSource(Protocol):
     def by_id(self, account_id: int, /) -> Account | None: ...
+
+
+class CallFeed(Protocol):
+    """What the webhooks tell the automation, wherever it runs (this process or a child:
+    ``router.automation_process``)."""
+
+    def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool: ...
+
+    def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None: ...
 
 
 class _Live:
@@ -115,20 +143,7 @@ class CallAutomation:
         return len(self._live)
 
     def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool:
-        """``plans_now``, less the calls of clients the index knows while they go on: a
-        known client's call acts in the CRM only once it has ended (the repeat-call deal,
-        the call record), so planning it at answer found nothing to do. Most calls are
-        such calls; this halves the planner's work on them."""
-        if not plans_now(kind, call):
-            return False
-        if kind != "call" or call is None or self._indexes is None:
-            return True  # the end of a call (summary), a recording
-        index = self._indexes.get(account_id)
-        outside = call.to_number if call.from_extension else call.from_number
-        if index is None or not outside:
-            return True
-        known = index.decide(outside)
-        return known is None or known.client_id is None
+        return worth_planning(self._indexes, account_id, kind, call)
 
     def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None:
         key = (account_id, entry_id)

@@ -34,6 +34,8 @@ from lookup.presence import BUSY_CHANNEL, forget_old_legs
 from mango.client import PbxClient, pbx_session
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
+from router.automation_process import AutomationProcess
+from router.automation_wire import RelayedMetrics
 from router.batcher import BatchWriter
 from router.calls_api import setup_calls_api
 from router.claims import Claims, forget_old_claims, prepare_claim
@@ -228,11 +230,27 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The call automation (plans CRM actions) and the outbox's worker (applies them)."""
+    """The call automation (plans CRM actions) and the outbox's worker (applies them):
+    in a child process (router.automation_process), or here with ``inline``."""
+    config = app[CONFIG]
+    if config.automation_mode == "process":
+        relayed = RelayedMetrics()
+        app[METRICS].registry.register(relayed)
+        child = AutomationProcess(dsn=app[DSN], rate=config.megaplan_rate,
+                                  log_level=config.log_level or "INFO",
+                                  indexes=app[INDEXES], metrics=relayed)
+        app[AUTOMATION] = child
+        task = asyncio.create_task(child.run(), name="automation-process")
+        yield
+        await child.stop()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        return
     metrics = AutomationMetrics(app[METRICS].registry)
     app[ACCOUNTS].on_removed(metrics.forget_account)
     automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
-    worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=app[CONFIG].megaplan_rate,
+    worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=config.megaplan_rate,
                           metrics=metrics, health=app[HEALTH].crm)
     app[AUTOMATION] = automation
     tasks = [asyncio.create_task(automation.run(), name="automation"),

@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-__all__ = ["DEFAULT_MANGO_API_URL", "Config", "ConfigError", "LookupMode", "load_config"]
+__all__ = ["DEFAULT_MANGO_API_URL", "AutomationMode", "Config", "ConfigError", "LookupMode",
+           "load_config"]
 
 DEFAULT_MANGO_API_URL = "https://app.mango-office.ru/vpbx/"
 
 LookupMode = Literal["index", "sql", "crm"]
+AutomationMode = Literal["process", "inline"]
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,9 @@ class Config:
     lookup_crm_password: str
     megaplan_poll_seconds: float
     megaplan_rate: float
+    # where the call automation runs: a child process of its own (the default: it never
+    # takes the routing process's CPU) or this process (tests)
+    automation_mode: AutomationMode
 
     def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
         return f"Config(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r})"
@@ -92,6 +97,10 @@ def load_config(
     if secret_key is not None and len(secret_key) < 32:
         raise ConfigError("ROUTER_SECRET_KEY", "must be at least 32 characters "
                           "(for example: openssl rand -hex 32)")
+    automation_mode = env.text("ROUTER_AUTOMATION") or "process"
+    if automation_mode not in ("process", "inline"):
+        raise ConfigError("ROUTER_AUTOMATION",
+                          f"must be process or inline, not {automation_mode!r}")
     log_level = (env.text("ROUTER_LOG_LEVEL") or "").upper() or None
     if log_level not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
@@ -118,6 +127,7 @@ def load_config(
         lookup_crm_password=env.text("ROUTER_LOOKUP_CRM_PASSWORD") or "demo",
         megaplan_poll_seconds=env.number("MEGAPLAN_POLL_SECONDS", 30.0, low=0.05),
         megaplan_rate=env.number("MEGAPLAN_RATE", 3.0, low=0.01),
+        automation_mode=automation_mode,  # type: ignore[arg-type]  # checked just above
     )
 
 

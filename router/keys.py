@@ -6,7 +6,7 @@ import asyncpg
 from aiohttp import ClientSession, web
 
 from automation.contacts import LastContacts
-from automation.engine import CallAutomation
+from automation.engine import CallFeed
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
@@ -45,7 +45,8 @@ CLAIM_POOL = web.AppKey("claim_pool", asyncpg.Pool)  # warm, only for route clai
 HTTP = web.AppKey("http", ClientSession)
 INDEXES = web.AppKey("indexes", IndexRegistry)
 ACCOUNTS = web.AppKey("accounts", AccountRegistry)
-AUTOMATION = web.AppKey("automation", CallAutomation)
+# plans CRM actions: in this process, or a child of its own (router.automation_process)
+AUTOMATION: web.AppKey[CallFeed] = web.AppKey("automation")
 KEEPER = web.AppKey("keeper", IndexKeeper)
 METRICS = web.AppKey("metrics", Metrics)
 PBX = web.AppKey("pbx", PbxClient)

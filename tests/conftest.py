@@ -114,6 +114,9 @@ def make_config(dsn: str, **env: str) -> Config:
         "ROUTER_ADMIN_TOKEN": "operator-token",
         "ROUTER_SECRET_KEY": "test-secret-key-of-at-least-32-characters",
         "ROUTER_LOG_LEVEL": "WARNING",
+        # in the test's own process (a child per app would cost each test a second);
+        # tests/router/test_automation_process.py runs the child
+        "ROUTER_AUTOMATION": "inline",
     }
     values.update(env)
     return load_config(environ=values, env_file=None)

@@ -1,0 +1,265 @@
+"""The call automation in a child process of its own: it never takes routing's CPU.
+
+The serving process routes on one event loop, so on one core. Measured with
+``make bench`` at 1,000 calls/s on two cores, it ran at 85 % of a core without
+the automation and saturated with it (planning each call from the journal and
+the outbox's worker took about a seventh of its time), so routes waited for
+planning. In a child at a lower CPU priority (``nice``), planning uses a core
+routing does not, and yields to routing when there is none.
+
+``AutomationProcess`` (here, in ``serve``) starts ``python -m
+cli.automation_child`` with one end of a socket pair, tells it of every event the
+webhooks journaled (``seen``: a list append; a task sends them every few
+milliseconds) and shows the child's metrics on ``/metrics``. A child that dies
+is started again (backoff up to 30 s); the events seen meanwhile wait here, and
+the child's start plans the journal's recent calls again in any case. At
+shutdown this end is closed: the child plans what it was told, writes its
+notes and exits, and is killed if it has not within ``_STOP_WAIT``.
+
+``run_child`` is the child's side: the index and accounts (kept by its own
+``IndexKeeper``), the planner, the outbox's worker and the CRM's health notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from contextlib import suppress
+
+from prometheus_client import CollectorRegistry
+
+from automation.engine import CallAutomation, worth_planning
+from automation.metrics import AutomationMetrics
+from automation.outbox import OutboxWorker
+from cache.accounts import AccountRegistry
+from cache.index import IndexRegistry
+from cache.keeper import IndexKeeper
+from lookup.db import create_pool
+from mango.events import CallEvent
+from router.automation_wire import (
+    LINE_LIMIT,
+    RelayedMetrics,
+    Seen,
+    decode_seen,
+    encode_metrics,
+    encode_seen,
+)
+from router.health import HealthRecorder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AutomationProcess", "run_child"]
+
+CHILD_MODULE = "cli.automation_child"
+NICE = 19  # the child's CPU priority: the lowest; it takes what routing leaves
+_SEND_EVERY = 0.005  # events that come together go in one line
+_BUFFER_MOST = 1_000_000  # events kept for a child that is down (then the oldest go)
+_RESTART_MOST = 30.0
+_HEALTHY_RUN = 60.0  # a child that ran this long starts the backoff afresh
+_STOP_WAIT = 10.0
+_METRICS_EVERY = 1.0
+_DRAIN = 5.0
+
+
+class AutomationProcess:
+    """The webhooks' ``CallFeed`` when the automation runs in a child; ``run()`` is a task
+    that keeps the child running, ``stop()`` ends it."""
+
+    __slots__ = ("_dsn", "_indexes", "_log_level", "_metrics", "_pending", "_process",
+                 "_rate", "_stopping", "_wake", "_writer")
+
+    def __init__(self, *, dsn: str, rate: float, log_level: str, indexes: IndexRegistry,
+                 metrics: RelayedMetrics) -> None:
+        self._dsn = dsn
+        self._rate = rate
+        self._log_level = log_level
+        self._indexes = indexes
+        self._metrics = metrics
+        self._pending: list[Seen] = []
+        self._wake = asyncio.Event()
+        self._process: asyncio.subprocess.Process | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._stopping = False
+
+    def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool:
+        return worth_planning(self._indexes, account_id, kind, call)
+
+    def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None:
+        self._pending.append((account_id, entry_id, plan_now))
+        self._wake.set()
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (tests, logs)."""
+        return self._process.pid if self._process is not None else None
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                code = await self._run_child()
+            except Exception:  # a bug here must not end the automation for good
+                logger.exception("the automation process could not be run")
+                code = None
+            if self._stopping:
+                return
+            failures = 1 if time.monotonic() - started >= _HEALTHY_RUN else failures + 1
+            delay = min(_RESTART_MOST, 0.5 * 2 ** (failures - 1))
+            logger.error("the automation process exited; starting it again",
+                         extra={"exit_code": code, "restart_in_s": delay})
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        """Send what is left, close the socket (the child's cue to finish), wait for it."""
+        self._stopping = True
+        process, writer = self._process, self._writer
+        if process is None or process.returncode is not None:
+            return
+        if writer is not None:
+            with suppress(OSError, RuntimeError):
+                if self._pending:
+                    writer.write(encode_seen(self._take()))
+                writer.write_eof()
+                await asyncio.wait_for(writer.drain(), _STOP_WAIT)
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_WAIT)
+        except TimeoutError:
+            logger.error("the automation process did not stop in time; killing it",
+                         extra={"pid": process.pid})
+            with suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    def _take(self) -> list[Seen]:
+        batch, self._pending = self._pending, []
+        if len(batch) > _BUFFER_MOST:
+            logger.warning("automation process down too long: the oldest events are left to "
+                           "its start's replanning", extra={"dropped": len(batch) - _BUFFER_MOST})
+            batch = batch[-_BUFFER_MOST:]
+        return batch
+
+    async def _run_child(self) -> int | None:
+        """Start a child and serve it until it exits; its exit code."""
+        ours, theirs = socket.socketpair()
+        try:
+            env = dict(os.environ, DATABASE_URL=self._dsn)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
+                "--rate", repr(self._rate), "--log-level", self._log_level,
+                pass_fds=(theirs.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL)
+        except OSError:
+            ours.close()
+            logger.exception("cannot start the automation process")
+            return None
+        finally:
+            theirs.close()
+        try:
+            reader, writer = await asyncio.open_connection(sock=ours, limit=LINE_LIMIT)
+        except BaseException:
+            ours.close()
+            with suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        self._process, self._writer = process, writer
+        logger.info("automation process started", extra={"pid": process.pid})
+        tasks = [asyncio.create_task(self._send(writer), name="automation-send"),
+                 asyncio.create_task(self._receive(reader), name="automation-metrics")]
+        try:
+            return await process.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError, OSError):
+                    await task
+            writer.close()
+            self._metrics.clear()
+
+    async def _send(self, writer: asyncio.StreamWriter) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(_SEND_EVERY)
+            if self._stopping:
+                return  # stop() sends the rest
+            writer.write(encode_seen(self._take()))
+            await writer.drain()
+
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            try:
+                self._metrics.update(line)
+            except ValueError:
+                logger.warning("unreadable line from the automation process",
+                               extra={"line": line[:200].decode(errors="replace")})
+
+
+async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
+    """The child's life: plan and apply until the serving process closes the socket (or
+    SIGTERM); then plan what was told and go."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # Ctrl-C reaches the whole process group: the serving process's shutdown ends ours
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pool = await create_pool(dsn, min_size=1, max_size=6, migrate=False)
+    indexes, accounts = IndexRegistry(), AccountRegistry()
+    registry = CollectorRegistry()
+    metrics = AutomationMetrics(registry)
+    accounts.on_removed(metrics.forget_account)
+    health = HealthRecorder(pool)
+    accounts.on_removed(health.forget)
+    keeper = IndexKeeper(dsn, pool, indexes, accounts)
+    automation = CallAutomation(pool, accounts, indexes=indexes, metrics=metrics)
+    worker = OutboxWorker(dsn, pool, accounts, rate=rate, metrics=metrics, health=health.crm)
+    background = [asyncio.create_task(keeper.run(), name="index-keeper")]
+    try:
+        await keeper.ready.wait()  # the accounts and their clients, before any planning
+        background += [asyncio.create_task(automation.run(), name="automation"),
+                       asyncio.create_task(worker.run(), name="outbox"),
+                       asyncio.create_task(health.run(), name="health-notes"),
+                       asyncio.create_task(_report(writer, registry), name="metrics")]
+        reading = asyncio.create_task(_read(reader, automation), name="events")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (reading, stopping):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+    finally:
+        for task in reversed(background):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        with suppress(Exception):  # what was told is planned before we go, if we can
+            await asyncio.wait_for(automation.flush(), _DRAIN)
+        with suppress(Exception):
+            await health.flush()
+        writer.close()
+        await pool.close()
+
+
+async def _read(reader: asyncio.StreamReader, automation: CallAutomation) -> None:
+    while line := await reader.readline():
+        try:
+            batch = decode_seen(line)
+        except ValueError:
+            logger.warning("unreadable line from the serving process",
+                           extra={"line": line[:200].decode(errors="replace")})
+            continue
+        for account_id, entry_id, plan_now in batch:
+            automation.seen(account_id, entry_id, plan_now=plan_now)
+
+
+async def _report(writer: asyncio.StreamWriter, registry: CollectorRegistry) -> None:
+    while True:
+        writer.write(encode_metrics(registry))
+        await writer.drain()
+        await asyncio.sleep(_METRICS_EVERY)
