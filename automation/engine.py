@@ -62,6 +62,10 @@ _BATCH_WAIT_S = 0.05  # events that come together are planned together
 # batch yields after this many calls so that no route waits for more than about 1 ms.
 _CALLS_PER_TURN = 8
 _RETRY_S = 1.0
+# After a batch the planner rests as long as the batch took (up to this): a backlog (after
+# a burst of calls, or a restart) is planned at half speed instead of flat out, leaving
+# half of the database's time and of a core to routing. Live traffic needs far less.
+_REST_MOST_S = 2.0
 _DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -171,7 +175,9 @@ class CallAutomation:
                 self._sweep()
                 next_sweep = time.monotonic() + _SWEEP_S
             if self._queue:
+                started = time.monotonic()
                 await self._plan_queued()
+                await asyncio.sleep(min(_REST_MOST_S, time.monotonic() - started))
 
     async def flush(self) -> None:
         """Plan everything queued now (tests, shutdown)."""
