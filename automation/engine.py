@@ -62,9 +62,13 @@ _BATCH_WAIT_S = 0.05  # events that come together are planned together
 # batch yields after this many calls so that no route waits for more than about 1 ms.
 _CALLS_PER_TURN = 8
 _RETRY_S = 1.0
-# After a batch the planner rests as long as the batch took (up to this): a backlog (after
-# a burst of calls, or a restart) is planned at half speed instead of flat out, leaving
-# half of the database's time and of a core to routing. Live traffic needs far less.
+# The planner works at most this share of the time: after a batch it rests three times as
+# long as the batch took (up to _REST_MOST_S). Its database work runs at PostgreSQL's
+# priority, whatever the process's own, so this is what leaves the database and the
+# cores to routing while a backlog (after a burst of calls, or a restart) is planned,
+# or while calls come faster than the planner's share can keep up with (it catches up
+# once they slow down). The CRM's rate cap is far slower still.
+_PLANNER_SHARE = 0.25
 _REST_MOST_S = 2.0
 _DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -177,7 +181,8 @@ class CallAutomation:
             if self._queue:
                 started = time.monotonic()
                 await self._plan_queued()
-                await asyncio.sleep(min(_REST_MOST_S, time.monotonic() - started))
+                busy = time.monotonic() - started
+                await asyncio.sleep(min(_REST_MOST_S, busy * (1 / _PLANNER_SHARE - 1)))
 
     async def flush(self) -> None:
         """Plan everything queued now (tests, shutdown)."""
@@ -203,14 +208,17 @@ class CallAutomation:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        for key, live in list(self._live.items()):
+        gone: list[tuple[int, str]] = []
+        for key, live in self._live.items():  # from the idle end; no copy of the whole dict
             idle = now - live.last_seen
             if idle < GRACE_S:
                 break  # the rest were seen later still
             if live.ended or idle >= self._silence + GRACE_S:
-                del self._live[key]  # a call that never ends is bounded all the same
+                gone.append(key)  # a call that never ends is bounded all the same
             elif idle >= self._silence:
                 self._queue.add(key)  # planned as ended: is_final sees the silence too
+        for key in gone:
+            del self._live[key]
         if self._metrics is not None:
             self._metrics.live_calls.set(len(self._live))
 
