@@ -29,6 +29,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 
 from prometheus_client import CollectorRegistry
@@ -61,9 +62,12 @@ _SEND_EVERY = 0.005  # events that come together go in one line
 _BUFFER_MOST = 1_000_000  # events kept for a child that is down (then the oldest go)
 _RESTART_MOST = 30.0
 _HEALTHY_RUN = 60.0  # a child that ran this long starts the backoff afresh
-_STOP_WAIT = 10.0
+_LINE_MOST = 10_000  # events a line at most: one line never holds the loop long
+_STOP_WAIT = 20.0  # more than the child's own shutdown (2 × _DRAIN, _NOTES_WAIT, _POOL_WAIT)
 _METRICS_EVERY = 1.0
 _DRAIN = 5.0
+_NOTES_WAIT = 2.0
+_POOL_WAIT = 3.0
 
 
 class AutomationProcess:
@@ -119,14 +123,16 @@ class AutomationProcess:
         """Send what is left, close the socket (the child's cue to finish), wait for it."""
         self._stopping = True
         process, writer = self._process, self._writer
-        if process is None or process.returncode is not None:
+        if process is None or process.returncode is not None or writer is None:
+            if self._pending:  # the journal has them: the next start plans its recent calls
+                logger.error("stopping while the automation process is down: events not "
+                             "handed to it", extra={"events": len(self._pending)})
             return
-        if writer is not None:
-            with suppress(OSError, RuntimeError):
-                if self._pending:
-                    writer.write(encode_seen(self._take()))
-                writer.write_eof()
-                await asyncio.wait_for(writer.drain(), _STOP_WAIT)
+        with suppress(OSError, RuntimeError, TimeoutError):
+            for line in _lines(self._take()):
+                writer.write(line)
+            writer.write_eof()
+            await asyncio.wait_for(writer.drain(), _STOP_WAIT)
         try:
             await asyncio.wait_for(process.wait(), _STOP_WAIT)
         except TimeoutError:
@@ -153,8 +159,10 @@ class AutomationProcess:
                 sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
                 "--rate", repr(self._rate), "--log-level", self._log_level,
                 pass_fds=(theirs.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL)
-        except OSError:
+        except BaseException as exc:
             ours.close()
+            if not isinstance(exc, OSError):
+                raise
             logger.exception("cannot start the automation process")
             return None
         finally:
@@ -176,19 +184,24 @@ class AutomationProcess:
         finally:
             for task in tasks:
                 task.cancel()
-                with suppress(asyncio.CancelledError, OSError):
-                    await task
+            for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True),
+                                     strict=True):
+                if isinstance(outcome, Exception) and not isinstance(outcome, OSError):
+                    logger.error("automation process link failed", exc_info=outcome,
+                                 extra={"task": task.get_name()})
             writer.close()
             self._metrics.clear()
 
     async def _send(self, writer: asyncio.StreamWriter) -> None:
         while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
+            while not self._pending:  # what a child that died was not sent goes at once
+                self._wake.clear()
+                await self._wake.wait()
             await asyncio.sleep(_SEND_EVERY)
             if self._stopping:
                 return  # stop() sends the rest
-            writer.write(encode_seen(self._take()))
+            for line in _lines(self._take()):
+                writer.write(line)
             await writer.drain()
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
@@ -200,15 +213,22 @@ class AutomationProcess:
                                extra={"line": line[:200].decode(errors="replace")})
 
 
+def _lines(batch: list[Seen]) -> Iterator[bytes]:
+    for start in range(0, len(batch), _LINE_MOST):
+        yield encode_seen(batch[start:start + _LINE_MOST])
+
+
 async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
-    """The child's life: plan and apply until the serving process closes the socket (or
-    SIGTERM); then plan what was told and go."""
-    loop = asyncio.get_running_loop()
+    """The child's life: plan and apply until the serving process closes the socket, then
+    plan what it was told and go.
+
+    The closed socket is the only cue. Ctrl-C and a service manager's SIGTERM reach the
+    whole process group; the serving process's shutdown, which sends the last events
+    first, ends the child, and a serving process that died closes the socket too.
+    """
     reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # Ctrl-C reaches the whole process group: the serving process's shutdown ends ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pool = await create_pool(dsn, min_size=1, max_size=6, migrate=False)
     indexes, accounts = IndexRegistry(), AccountRegistry()
     registry = CollectorRegistry()
@@ -220,30 +240,38 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
     automation = CallAutomation(pool, accounts, indexes=indexes, metrics=metrics)
     worker = OutboxWorker(dsn, pool, accounts, rate=rate, metrics=metrics, health=health.crm)
     background = [asyncio.create_task(keeper.run(), name="index-keeper")]
+    # read from the start (events are only noted), so a close is seen even while loading
+    reading = asyncio.create_task(_read(reader, automation), name="events")
+    ready = asyncio.create_task(keeper.ready.wait())
     try:
-        await keeper.ready.wait()  # the accounts and their clients, before any planning
-        background += [asyncio.create_task(automation.run(), name="automation"),
-                       asyncio.create_task(worker.run(), name="outbox"),
-                       asyncio.create_task(health.run(), name="health-notes"),
-                       asyncio.create_task(_report(writer, registry), name="metrics")]
-        reading = asyncio.create_task(_read(reader, automation), name="events")
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (reading, stopping):
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        # the accounts and their clients, before any planning
+        await asyncio.wait({reading, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            background += [asyncio.create_task(automation.run(), name="automation"),
+                           asyncio.create_task(worker.run(), name="outbox"),
+                           asyncio.create_task(health.run(), name="health-notes"),
+                           asyncio.create_task(_report(writer, registry), name="metrics")]
+            await reading
+        else:  # closed while loading: what was told is planned if the load ends soon
+            with suppress(TimeoutError):
+                await asyncio.wait_for(ready, _DRAIN)
     finally:
-        for task in reversed(background):
+        stopping = [ready, reading, *reversed(background)]
+        for task in stopping:
             task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-        with suppress(Exception):  # what was told is planned before we go, if we can
-            await asyncio.wait_for(automation.flush(), _DRAIN)
+        for outcome in await asyncio.gather(*stopping, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.error("automation process: a task failed", exc_info=outcome)
+        if keeper.ready.is_set():  # what was told is planned before we go, if we can
+            with suppress(Exception):
+                await asyncio.wait_for(automation.flush(), _DRAIN)
         with suppress(Exception):
-            await health.flush()
+            await asyncio.wait_for(health.flush(), _NOTES_WAIT)
         writer.close()
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), _POOL_WAIT)
+        except TimeoutError:
+            pool.terminate()
 
 
 async def _read(reader: asyncio.StreamReader, automation: CallAutomation) -> None:

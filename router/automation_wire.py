@@ -9,6 +9,7 @@ serving process's ``/metrics`` (the child serves no HTTP).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -61,7 +62,9 @@ class RelayedMetrics(Collector):
             for name, documentation, kind, samples in raw["metrics"]:
                 family = Metric(name, documentation, kind)
                 for sample, labels, value in samples:
-                    family.add_sample(sample, dict(labels), float(value))
+                    # orjson writes NaN and infinities as null
+                    family.add_sample(sample, dict(labels),
+                                      math.nan if value is None else float(value))
                 families.append(family)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a metrics line: {line[:100]!r}") from exc
