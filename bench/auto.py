@@ -114,14 +114,21 @@ def pbx_users(data_file: Path) -> list[dict[str, Any]]:
 
 async def prepare_account(con: asyncpg.Connection, account_id: int,
                           now: datetime | None = None) -> None:
-    """The emulator's programs in the copy, the sync state of a copy just synced, and an
-    empty outbox: the calls of earlier modes planned actions the account had no CRM
-    for (every known client's call is recorded on its card), and the worker would
-    apply those first."""
+    """The emulator's programs in the copy, the sync state of a copy just synced, an
+    empty outbox and no calls of earlier modes.
+
+    The calls of earlier modes planned actions the account had no CRM for (every
+    known client's call is recorded on its card), and the worker would apply those
+    first. Their journal goes too: the automation's start plans again the calls of
+    its last 11 minutes (``CallAutomation._recover``), and those would be the tens of
+    thousands the ``index`` mode has just sent, not calls of this mode."""
     now = now or datetime.now(UTC)
     programs = MegaplanState().programs.values()
     async with con.transaction():
+        await con.execute("DELETE FROM crm_new_numbers WHERE account_id = $1", account_id)
         await con.execute("DELETE FROM crm_actions WHERE account_id = $1", account_id)
+        await con.execute("DELETE FROM calls WHERE account_id = $1", account_id)
+        await con.execute("DELETE FROM call_events WHERE account_id = $1", account_id)
         await con.executemany(
             """INSERT INTO programs (account_id, crm_id, name) VALUES ($1, $2, $3)
                ON CONFLICT (account_id, crm_id) DO UPDATE SET name = EXCLUDED.name""",
@@ -145,6 +152,8 @@ async def prepare_account(con: asyncpg.Connection, account_id: int,
                    incr_started_at = NULL, incr_finished_at = NULL,
                    last_error = NULL, last_error_at = NULL, updated_at = now()""",
             account_id, now)
+    # what the deletes left is vacuumed now, not by an autovacuum during the mode
+    await con.execute("VACUUM (ANALYZE) call_events, calls, crm_actions, crm_new_numbers")
 
 
 async def action_counts(con: asyncpg.Connection | asyncpg.Pool, account_id: int
