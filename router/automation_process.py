@@ -41,6 +41,7 @@ from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
 from lookup.db import create_pool
+from lookup.priority import BackendPriority
 from mango.events import CallEvent
 from router.automation_wire import (
     LINE_LIMIT,
@@ -229,7 +230,9 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
     reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    pool = await create_pool(dsn, min_size=1, max_size=6, migrate=False)
+    # its sessions at the child's priority too: planning must not take routing's database
+    pool = await create_pool(dsn, min_size=1, max_size=6, migrate=False,
+                             init=BackendPriority(dsn))
     indexes, accounts = IndexRegistry(), AccountRegistry()
     registry = CollectorRegistry()
     metrics = AutomationMetrics(registry)

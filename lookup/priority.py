@@ -1,0 +1,74 @@
+"""Background work's database sessions at a low CPU priority, when the server is local.
+
+The call automation runs in a process of its own at ``nice`` 19, but its
+statements run in PostgreSQL's backends at the server's priority: planning a
+burst of calls took PostgreSQL's share of the cores from the routes' claims.
+A backend is a process of its own, so on the same machine (the embedded
+server, or a local one reached over its Unix socket) it can be given the
+same ``nice``; the kernel then serves routing's backends first whenever the
+cores are short, and the automation's as soon as they are not.
+
+Each backend starts a session of its own, and where the kernel groups the
+scheduling by session (``sched_autogroup``, common on Linux), a process's
+``nice`` weighs only against its own session's: such a backend's group gets
+the ``nice`` too, or it would weigh as much as the whole serving process.
+
+Anything else (a server on another machine, a backend this user may not renice)
+is left as it is: the priority is a help, never a condition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BackendPriority", "local_socket"]
+
+
+def local_socket(dsn: str) -> bool:
+    """Whether ``dsn`` reaches its server over a Unix socket (so, on this machine)."""
+    parts = urlsplit(dsn)
+    hosts = parse_qs(parts.query).get("host", [])
+    host = hosts[-1] if hosts else parts.hostname
+    return host is None or host.startswith("/")
+
+
+class BackendPriority:
+    """A pool's ``init``: each new connection's backend gets ``nice``, if it can."""
+
+    __slots__ = ("_local", "_nice", "_warned")
+
+    def __init__(self, dsn: str, *, nice: int = 19) -> None:
+        self._local = local_socket(dsn)
+        self._nice = nice
+        self._warned = False
+
+    async def __call__(self, con: asyncpg.Connection) -> None:
+        if not self._local:
+            return
+        pid = con.get_server_pid()
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if not f.read(9).startswith(b"postgres"):
+                    return  # not the backend (another pid namespace): leave it be
+            os.setpriority(os.PRIO_PROCESS, pid, self._nice)
+            _autogroup_nice(pid, self._nice)
+        except OSError as exc:  # gone, or not ours to renice
+            if not self._warned:
+                self._warned = True
+                logger.info("database sessions keep the server's priority",
+                            extra={"error": repr(exc)})
+
+
+def _autogroup_nice(pid: int, nice: int) -> None:
+    """The ``nice`` of the process's scheduling group, on kernels that group by session."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except FileNotFoundError:  # no autogroups here: the process's nice is all there is
+        pass
