@@ -2,7 +2,11 @@
 
 Not a command for people: ``router.automation_process`` starts it with one end
 of a socket pair (``--fd``) and the database in ``DATABASE_URL``, and ends it by
-closing that socket. It runs at a lower CPU priority than the serving process.
+closing that socket. It runs at a lower CPU priority than the serving process:
+``nice`` 19 and, on Linux, the ``SCHED_IDLE`` policy. ``nice`` alone still gave
+it a share of a busy core; an idle-policy process yields at once to any other
+that wakes, so the serving process never waits on a core behind it. (Its
+database sessions keep ``nice`` only: ``lookup.priority`` says why.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     try:
         os.nice(NICE)
+        if hasattr(os, "SCHED_IDLE"):  # Linux: run only on a core nothing else wants now
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError as exc:  # not allowed here: run at the serving process's priority
         logger.warning("cannot lower the automation process's priority",
                        extra={"error": repr(exc)})

@@ -13,6 +13,12 @@ scheduling by session (``sched_autogroup``, common on Linux), a process's
 ``nice`` weighs only against its own session's: such a backend's group gets
 the ``nice`` too, or it would weigh as much as the whole serving process.
 
+They get ``nice`` and not the ``SCHED_IDLE`` policy the automation's own process
+runs under: a backend holds locks that routing's sessions take too (the WAL's,
+a buffer's), and an idle-policy holder could wait for a free core as long as the
+cores stay busy, with routing's sessions waiting behind it; ``nice`` still
+gives it a slice.
+
 Anything else (a server on another machine, a backend this user may not renice)
 is left as it is: the priority is a help, never a condition.
 """

@@ -59,6 +59,7 @@ __all__ = ["AutomationProcess", "run_child"]
 
 CHILD_MODULE = "cli.automation_child"
 NICE = 19  # the child's CPU priority: the lowest; it takes what routing leaves
+SESSIONS_NAME = "mango-router automation"  # its database sessions' application_name
 _SEND_EVERY = 0.005  # events that come together go in one line
 _BUFFER_MOST = 1_000_000  # events kept for a child that is down (then the oldest go)
 _RESTART_MOST = 30.0
@@ -232,7 +233,8 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # its sessions at the child's priority too: planning must not take routing's database
     pool = await create_pool(dsn, min_size=1, max_size=6, migrate=False,
-                             init=BackendPriority(dsn))
+                             server_settings={"application_name": SESSIONS_NAME},
+                             init=BackendPriority(dsn, nice=NICE))
     indexes, accounts = IndexRegistry(), AccountRegistry()
     registry = CollectorRegistry()
     metrics = AutomationMetrics(registry)

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.automation_process import NICE, AutomationProcess
+from router.automation_process import NICE, SESSIONS_NAME, AutomationProcess
 from router.automation_wire import RelayedMetrics, decode_seen, encode_metrics, encode_seen
 from router.config import ConfigError
 from router.keys import AUTOMATION
@@ -105,6 +105,13 @@ async def test_the_automation_process_runs_at_a_lower_cpu_priority(crm_process: 
         return os.getpriority(os.PRIO_PROCESS, pid) == lowered
 
     await eventually(niced, within=15)
+    if hasattr(os, "SCHED_IDLE"):  # Linux: it runs only when a core has nothing else
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    # and so do its sessions' backends: the database is routing's first
+    backends = [r["pid"] for r in await crm_process.db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1", SESSIONS_NAME)]
+    assert backends
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in backends} == {NICE}
 
 
 async def test_a_killed_automation_process_is_started_again_and_plans_what_came_meanwhile(
