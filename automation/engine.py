@@ -14,6 +14,13 @@ calling twenty times at once, on any replicas, plans one client, and the
 other calls attach to it. A call whose summary never comes is planned as
 ended after 10 minutes of silence; calls are forgotten a grace period after
 they end, so memory is bounded by the calls in progress.
+
+What is still to plan lives in memory, so every few seconds the engine writes a
+mark (``planner_marks``): a time before which every call it was told of is
+planned. A starting engine plans again the journal's calls since the oldest
+mark of the runs that no longer write theirs, or of the last 11 minutes,
+whichever is longer: a planner that lagged behind when it stopped, by any
+time, leaves no call unplanned.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
@@ -46,6 +55,7 @@ from lookup.outbox import (
     remember_new_number,
 )
 from lookup.phones import phone_key
+from lookup.planner_marks import forget_marks, save_mark, stale_marks
 from lookup.sql_lookup import decide_sql
 from mango.events import CallEvent
 from sync.account import megaplan_credentials
@@ -72,6 +82,11 @@ _RETRY_S = 1.0
 # behind at 1,000 calls/s without routing measurably better: not kept.)
 _PLANNER_SHARE = 0.25
 _REST_MOST_S = 2.0
+# An event's arrival (the serving process's clock) and its time in the journal
+# (PostgreSQL's) come in either order by up to the journal's wait and the clocks' skew.
+_MARK_MARGIN_S = 60.0
+_STALE_MARK_S = 6 * _SWEEP_S  # a mark not written for this long: its run ended or stalled
+_CATCH_UP_MOST_S = 24 * 3600.0  # how far back a start plans again, at most
 _DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -116,24 +131,26 @@ class CallFeed(Protocol):
 
     def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool: ...
 
-    def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None: ...
+    def seen(self, account_id: int, entry_id: str, *, plan_now: bool, at: float) -> None:
+        """An event of the call is journaled; ``at``: when it arrived (Unix seconds)."""
 
 
 class _Live:
     """What the engine remembers of a call in progress."""
 
-    __slots__ = ("ended", "last_seen")
+    __slots__ = ("at", "ended", "last_seen")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, at: float) -> None:
         self.last_seen = now
-        self.ended = False
+        self.at = at  # Unix seconds, no later than the journal's time of its latest event
+        self.ended = False  # planned as ended
 
 
 class CallAutomation:
     """Run ``run()`` as a task; call ``seen`` for every journaled event."""
 
-    __slots__ = ("_accounts", "_clock", "_indexes", "_live", "_metrics", "_pool", "_queue",
-                 "_silence", "_wake")
+    __slots__ = ("_accounts", "_clock", "_indexes", "_live", "_metrics", "_newest_at",
+                 "_owner", "_pool", "_queue", "_silence", "_taken_over", "_wake")
 
     def __init__(self, pool: asyncpg.Pool, accounts: AccountSource, *,
                  indexes: IndexRegistry | None = None, metrics: AutomationMetrics | None = None,
@@ -148,6 +165,9 @@ class CallAutomation:
         self._live: OrderedDict[tuple[int, str], _Live] = OrderedDict()
         self._queue: set[tuple[int, str]] = set()
         self._wake = asyncio.Event()
+        self._owner = uuid.uuid4()  # this run's mark
+        self._newest_at = clock()  # the latest event's arrival (what came before, at start)
+        self._taken_over: list[uuid.UUID] = []  # marks of stopped runs this one replans
 
     def __len__(self) -> int:
         return len(self._live)
@@ -155,14 +175,16 @@ class CallAutomation:
     def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool:
         return worth_planning(self._indexes, account_id, kind, call)
 
-    def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None:
+    def seen(self, account_id: int, entry_id: str, *, plan_now: bool, at: float) -> None:
         key = (account_id, entry_id)
         live = self._live.get(key)
         if live is None:
-            self._live[key] = _Live(time.monotonic())
+            self._live[key] = _Live(time.monotonic(), at)
         else:
             live.last_seen = time.monotonic()
+            live.at = max(live.at, at)
             self._live.move_to_end(key)
+        self._newest_at = max(self._newest_at, at)
         if plan_now:
             self._queue.add(key)
             self._wake.set()
@@ -171,6 +193,7 @@ class CallAutomation:
         """Plan what is queued, sweep the silent calls; first, take up what a previous run
         of the service may have left (the queue lives in memory)."""
         await self._recover()
+        await self._save_mark()
         next_sweep = time.monotonic() + _SWEEP_S
         while True:
             with suppress(TimeoutError):
@@ -179,6 +202,7 @@ class CallAutomation:
             await asyncio.sleep(_BATCH_WAIT_S)
             if time.monotonic() >= next_sweep:
                 self._sweep()
+                await self._save_mark()
                 next_sweep = time.monotonic() + _SWEEP_S
             if self._queue:
                 started = time.monotonic()
@@ -187,23 +211,61 @@ class CallAutomation:
                 await asyncio.sleep(min(_REST_MOST_S, busy * (1 / _PLANNER_SHARE - 1)))
 
     async def flush(self) -> None:
-        """Plan everything queued now (tests, shutdown)."""
+        """Plan everything queued now (tests, shutdown), and say so in the mark."""
         while self._queue:
             await self._plan_queued()
+        await self._save_mark()
+
+    def mark(self) -> float:
+        """A time (Unix seconds) before which every call this run was told of is planned:
+        the oldest arrival among the calls still to plan, else the newest event's (the
+        calls it has not heard of yet came later), less a margin for the journal's order
+        and the clocks."""
+        oldest = self._newest_at
+        queue = self._queue
+        for key, live in self._live.items():
+            if live.at < oldest and (not live.ended or key in queue):
+                oldest = live.at
+        return oldest - _MARK_MARGIN_S
+
+    async def _save_mark(self) -> None:
+        try:
+            await save_mark(self._pool, self._owner, datetime.fromtimestamp(self.mark(), UTC))
+            if self._taken_over:  # this run's mark now covers what theirs did
+                await forget_marks(self._pool, self._taken_over)
+                self._taken_over = []
+        except _DATABASE_ERRORS as exc:
+            logger.warning("automation: cannot write the planner's mark",
+                           extra={"error": repr(exc)})
 
     async def _recover(self) -> None:
-        """Calls of the last minutes, as the journal has them: the ended ones are planned
-        again (nothing new if they were), the others are followed until they end."""
+        """The journal's calls since the oldest mark of the runs that stopped, or of the
+        last minutes if later: the ended ones are planned again (nothing new if they
+        were), the others are followed until they end."""
+        wall = self._clock()
+        since = wall - (self._silence + GRACE_S)
         try:
-            recent = await recent_entries(self._pool, within_s=self._silence + GRACE_S)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            stale = await stale_marks(self._pool, quiet_s=_STALE_MARK_S)
+            if stale and stale[0][1].timestamp() < since:
+                since = stale[0][1].timestamp()
+                if since < wall - _CATCH_UP_MOST_S:
+                    logger.error("automation: a stopped planner was far behind; calls older "
+                                 "than the catch-up window are left unplanned",
+                                 extra={"mark": stale[0][1].isoformat(),
+                                        "window_s": _CATCH_UP_MOST_S})
+                    since = wall - _CATCH_UP_MOST_S
+                logger.info("automation: planning again the calls a stopped planner left",
+                            extra={"since": datetime.fromtimestamp(since, UTC).isoformat()})
+            recent = await recent_entries(self._pool, within_s=wall - since)
+        except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
             return
-        wall, mono = self._clock(), time.monotonic()
+        self._taken_over = [owner for owner, _ in stale]
+        mono = time.monotonic()
         for account_id, entry_id, last_at, ended in recent:
             key = (account_id, entry_id)
             if key not in self._live:
-                self._live[key] = _Live(mono - max(0.0, wall - last_at))
+                self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
             if ended:
                 self._queue.add(key)
         self._live = OrderedDict(sorted(self._live.items(), key=lambda kv: kv[1].last_seen))
@@ -215,6 +277,8 @@ class CallAutomation:
             idle = now - live.last_seen
             if idle < GRACE_S:
                 break  # the rest were seen later still
+            if key in self._queue:
+                continue  # still to plan (a retry): its mark stays
             if live.ended or idle >= self._silence + GRACE_S:
                 gone.append(key)  # a call that never ends is bounded all the same
             elif idle >= self._silence:
@@ -232,7 +296,8 @@ class CallAutomation:
         for account_id, entries in by_account.items():
             account = self._accounts.by_id(account_id)
             if account is None or megaplan_credentials(account) is None:
-                continue  # no CRM: nothing will ever apply what would be planned
+                self._ended(account_id, entries)  # no CRM: nothing to plan, ever
+                continue
             try:
                 ended = await plan_entries(self._pool, account, entries, now=self._clock(),
                                            silence=self._silence, indexes=self._indexes,
@@ -246,10 +311,13 @@ class CallAutomation:
                                extra={"account": account.name, "error": repr(exc)})
                 await asyncio.sleep(_RETRY_S)
                 continue
-            for entry_id in ended:
-                live = self._live.get((account_id, entry_id))
-                if live is not None:
-                    live.ended = True
+            self._ended(account_id, ended)
+
+    def _ended(self, account_id: int, entries: Iterable[str]) -> None:
+        for entry_id in entries:
+            live = self._live.get((account_id, entry_id))
+            if live is not None:
+                live.ended = True
 
 
 async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[str], *,

@@ -175,7 +175,7 @@ def bytes_per_live_call(calls: int) -> dict[str, float]:
     rss0 = _rss()
     automation = CallAutomation(cast(asyncpg.Pool, None), _NoAccounts())
     for i in range(calls):
-        automation.seen(1, _entry_id(i), plan_now=False)
+        automation.seen(1, _entry_id(i), plan_now=False, at=time.time())
     rss = (_rss() - rss0) / calls
     assert len(automation) == calls
     del automation
@@ -185,7 +185,7 @@ def bytes_per_live_call(calls: int) -> dict[str, float]:
         base = tracemalloc.get_traced_memory()[0]
         automation = CallAutomation(cast(asyncpg.Pool, None), _NoAccounts())
         for i in range(calls):
-            automation.seen(1, _entry_id(i), plan_now=False)
+            automation.seen(1, _entry_id(i), plan_now=False, at=time.time())
         traced = (tracemalloc.get_traced_memory()[0] - base) / calls
         del automation
     finally:

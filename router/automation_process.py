@@ -95,8 +95,8 @@ class AutomationProcess:
     def worth_planning(self, account_id: int, kind: str, call: CallEvent | None) -> bool:
         return worth_planning(self._indexes, account_id, kind, call)
 
-    def seen(self, account_id: int, entry_id: str, *, plan_now: bool) -> None:
-        self._pending.append((account_id, entry_id, plan_now))
+    def seen(self, account_id: int, entry_id: str, *, plan_now: bool, at: float) -> None:
+        self._pending.append((account_id, entry_id, plan_now, at))
         self._wake.set()
 
     @property
@@ -287,8 +287,8 @@ async def _read(reader: asyncio.StreamReader, automation: CallAutomation) -> Non
             logger.warning("unreadable line from the serving process",
                            extra={"line": line[:200].decode(errors="replace")})
             continue
-        for account_id, entry_id, plan_now in batch:
-            automation.seen(account_id, entry_id, plan_now=plan_now)
+        for account_id, entry_id, plan_now, at in batch:
+            automation.seen(account_id, entry_id, plan_now=plan_now, at=at)
 
 
 async def _report(writer: asyncio.StreamWriter, registry: CollectorRegistry) -> None:

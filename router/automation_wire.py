@@ -1,7 +1,8 @@
 """What the serving process and its automation child say to each other: one JSON
 document a line on a socket pair.
 
-Down (serve → child): the events journaled, ``[[account id, entry id, plan now], …]``.
+Down (serve → child): the events journaled, ``[[account id, entry id, plan now,
+arrived], …]`` (``arrived``: Unix seconds).
 Up (child → serve): the child's metrics, ``{"metrics": [[name, help, type,
 [[sample, labels, value], …]], …]}``, which ``RelayedMetrics`` shows on the
 serving process's ``/metrics`` (the child serves no HTTP).
@@ -23,7 +24,8 @@ __all__ = ["LINE_LIMIT", "RelayedMetrics", "Seen", "decode_seen", "encode_metric
 
 LINE_LIMIT = 64 * 1024 * 1024  # a reader's line limit: a batch after a long child restart
 
-Seen = tuple[int, str, bool]  # account id, entry id, whether the call is worth planning now
+# account id, entry id, whether the call is worth planning now, when the event arrived
+Seen = tuple[int, str, bool, float]
 
 
 def encode_seen(batch: Iterable[Seen]) -> bytes:
@@ -34,7 +36,7 @@ def decode_seen(line: bytes) -> list[Seen]:
     """The events of a line; ``ValueError`` for a line that is not such a batch."""
     try:
         raw: Any = orjson.loads(line)
-        return [(int(a), str(e), bool(p)) for a, e, p in raw]
+        return [(int(a), str(e), bool(p), float(t)) for a, e, p, t in raw]
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"not a batch of events: {line[:100]!r}") from exc
 

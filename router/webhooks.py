@@ -75,6 +75,7 @@ async def handle_ping(request: web.Request) -> web.Response:
 
 async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     received_at = time.monotonic()
+    arrived = time.time()  # before the journal's own time of it (the automation's marks)
     account, body, raw = await _signed_json(request)
     router = request.app[ROUTER]
     call: CallEvent | None = None
@@ -103,7 +104,7 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     if entry.entry_id:  # journaled: the automation plans from the journal
         automation = request.app[AUTOMATION]
         automation.seen(account.id, entry.entry_id,
-                        plan_now=automation.worth_planning(account.id, kind, call))
+                        plan_now=automation.worth_planning(account.id, kind, call), at=arrived)
         if (account.settings.route_unknown_to_last_contact.enabled
                 and makes_contact(kind, call, body)):  # who talked to whom, for call-backs
             request.app[CONTACTS].seen(account.id, entry.entry_id)

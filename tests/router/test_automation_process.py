@@ -152,11 +152,12 @@ async def test_the_automation_process_ends_with_the_service(crm_process: Crm) ->
 
 # --- the wire ------------------------------------------------------------------------------
 def test_events_cross_the_wire_as_they_were_seen() -> None:
-    batch = [(1, "entry-1", True), (2, "entry/2 \u044f", False)]
+    batch = [(1, "entry-1", True, 1764500000.123456), (2, "entry/2 \u044f", False, 1.5)]
     assert decode_seen(encode_seen(batch)) == batch
 
 
-@pytest.mark.parametrize("line", [b"not json\n", b'{"a": 1}\n', b"[[1, 2]]\n", b"[1]\n"])
+@pytest.mark.parametrize("line", [b"not json\n", b'{"a": 1}\n', b"[[1, 2]]\n", b"[1]\n",
+                                  b'[[1, "e", true]]\n', b'[[1, "e", true, "soon"]]\n'])
 def test_a_line_that_is_not_a_batch_of_events_is_refused(line: bytes) -> None:
     with pytest.raises(ValueError, match="not a batch of events"):
         decode_seen(line)

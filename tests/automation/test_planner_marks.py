@@ -1,0 +1,115 @@
+"""The planner's marks: a run that stopped while it lagged behind leaves no call unplanned.
+
+A run keeps what it has still to plan in memory and writes, every few seconds,
+a time before which every call it was told of is planned. The next run plans
+again the journal's calls since the oldest mark of the runs that stopped (not
+only the last 11 minutes), then drops those marks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import asyncpg
+import orjson
+
+from automation.engine import CallAutomation
+from lookup.accounts import Account
+from tests.automation import calls
+from tests.automation.calls import EntryWriter
+from tests.automation.conftest import Crm, CrmFactory, eventually
+
+LINE = "74951112233"
+
+
+class _NoAccounts:
+    def by_id(self, account_id: int, /) -> Account | None:
+        return None
+
+
+def _engine(now: float) -> CallAutomation:
+    return CallAutomation(cast(asyncpg.Pool, None), _NoAccounts(), clock=lambda: now)
+
+
+def test_the_mark_is_the_oldest_arrival_still_to_plan_less_a_margin() -> None:
+    automation = _engine(now=5000.0)
+    assert automation.mark() == 5000.0 - 60  # nothing heard of yet: the start
+    automation.seen(1, "long-call", plan_now=False, at=6000.0)
+    automation.seen(1, "short-call", plan_now=True, at=6100.0)
+    automation.seen(1, "long-call", plan_now=False, at=6200.0)  # its latest event
+    assert automation.mark() == 6100.0 - 60  # the short call is still to plan
+    automation._ended(1, ["short-call"])
+    automation._queue.discard((1, "short-call"))
+    assert automation.mark() == 6200.0 - 60  # the long one goes on
+    automation._ended(1, ["long-call"])
+    automation.seen(1, "short-call", plan_now=True, at=6300.0)  # a recording, to plan
+    assert automation.mark() == 6300.0 - 60
+    automation._queue.clear()
+    assert automation.mark() == 6300.0 - 60  # all planned: the newest event's arrival
+
+
+async def _journal_ended_call(crm: Crm, entry_id: str, number: str, ago: timedelta) -> None:
+    """An answered call from a new number, journaled ``ago`` (no replica was told of it)."""
+    w = EntryWriter(entry_id)
+    calls.answered(w, number, LINE, [crm.ext(0)])
+    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    for e in w.events:
+        await crm.db.execute(
+            """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key,
+                                        received_at)
+               VALUES ($1, $2, $3, $4::jsonb, md5($4::text), now() - $5::interval)""",
+            account_id, e.kind, entry_id, orjson.dumps(e.payload).decode(), ago)
+
+
+async def _stopped_run(crm: Crm, planned_before: timedelta) -> uuid.UUID:
+    """The mark of a run that stopped a minute ago, ``planned_before`` behind."""
+    owner = uuid.uuid4()
+    await crm.db.execute(
+        """INSERT INTO planner_marks (owner, planned_before, updated_at)
+           VALUES ($1, now() - $2::interval, now() - interval '1 minute')""",
+        owner, planned_before)
+    return owner
+
+
+async def test_a_start_plans_again_what_a_stopped_planner_lagging_by_25_minutes_left(
+    crm: Crm, crm_factory: CrmFactory,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    await _journal_ended_call(crm, "lagged-20m", "79990001201", timedelta(minutes=20))
+    stopped = await _stopped_run(crm, timedelta(minutes=25))
+    await crm_factory()  # another run starts
+    actions = await crm.settled("lagged-20m", 2)
+    assert [a["action"] for a in actions] == ["create_client", "record_call"]
+
+    async def taken_over() -> bool:
+        return not await crm.db.fetchval(
+            "SELECT count(*) FROM planner_marks WHERE owner = $1", stopped)
+
+    await eventually(taken_over, within=10)
+
+
+async def test_without_a_stopped_planners_mark_a_start_plans_only_the_last_minutes(
+    crm: Crm, crm_factory: CrmFactory,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    await _journal_ended_call(crm, "old-20m", "79990001202", timedelta(minutes=20))
+    await _journal_ended_call(crm, "recent-5m", "79990001203", timedelta(minutes=5))
+    await _stopped_run(crm, timedelta(minutes=1))  # it had planned all but its last minute
+    await crm_factory()
+    await crm.settled("recent-5m", 2)
+    assert await crm.actions("old-20m") == []  # planned when it ended, as far as anyone knows
+
+
+async def test_a_running_planner_writes_its_mark(crm: Crm) -> None:
+    await crm.settings(accepted_incoming="client")
+    started = datetime.now(UTC)
+
+    async def written() -> bool:
+        return bool(await crm.db.fetchval(
+            "SELECT count(*) FROM planner_marks WHERE updated_at >= $1", started))
+
+    await eventually(written, within=15)  # every sweep (5 s)
+    mark = await crm.db.fetchval("SELECT max(planned_before) FROM planner_marks")
+    assert started - timedelta(minutes=5) < mark < started
