@@ -57,18 +57,22 @@ class BackendPriority:
     async def __call__(self, con: asyncpg.Connection) -> None:
         if not self._local:
             return
-        pid = con.get_server_pid()
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if not f.read(9).startswith(b"postgres"):
-                    return  # not the backend (another pid namespace): leave it be
-            os.setpriority(os.PRIO_PROCESS, pid, self._nice)
-            _autogroup_nice(pid, self._nice)
+            _renice(con.get_server_pid(), self._nice)
         except OSError as exc:  # gone, or not ours to renice
             if not self._warned:
                 self._warned = True
                 logger.info("database sessions keep the server's priority",
                             extra={"error": repr(exc)})
+
+
+def _renice(pid: int, nice: int) -> None:
+    """(procfs is in memory: these reads and writes do not block.)"""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        if not f.read(9).startswith(b"postgres"):
+            return  # not the backend (another pid namespace): leave it be
+    os.setpriority(os.PRIO_PROCESS, pid, nice)
+    _autogroup_nice(pid, nice)
 
 
 def _autogroup_nice(pid: int, nice: int) -> None:
