@@ -1,4 +1,5 @@
-"""The planner's marks: a run that stopped while it lagged behind leaves no call unplanned.
+"""The planner's marks: a run that stopped while it lagged behind leaves no call unplanned;
+and routing first: the planner waits while calls come fast, within a bound.
 
 A run keeps what it has still to plan in memory and writes, every few seconds,
 a time before which every call it was told of is planned. The next run plans
@@ -8,15 +9,20 @@ only the last 11 minutes), then drops those marks.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import asyncpg
 import orjson
+import pytest
 
-from automation.engine import CallAutomation
+from automation import engine
+from automation.engine import BUSY_EVENTS_PER_S, DEFER_MOST_S, CallAutomation, EventRate
 from lookup.accounts import Account
+from router.keys import AUTOMATION
 from tests.automation import calls
 from tests.automation.calls import EntryWriter
 from tests.automation.conftest import Crm, CrmFactory, eventually
@@ -113,3 +119,83 @@ async def test_a_running_planner_writes_its_mark(crm: Crm) -> None:
     await eventually(written, within=15)  # every sweep (5 s)
     mark = await crm.db.fetchval("SELECT max(planned_before) FROM planner_marks")
     assert started - timedelta(minutes=5) < mark < started
+
+
+# --- routing first: planning waits while calls come fast ------------------------------------
+def test_the_event_rate_is_counted_over_whole_windows() -> None:
+    rate = EventRate(now=100.0)
+    rate.events += 3000
+    assert rate.tick(100.5) == 0.0  # half a window: not measured yet
+    assert rate.tick(102.0) == 1500.0
+    rate.events += 10
+    assert rate.tick(103.0) == 10.0
+    assert rate.tick(110.0) == 0.0  # a quiet stretch
+
+
+def test_planning_waits_while_calls_come_fast_but_not_past_the_longest_wait() -> None:
+    automation = _engine(now=5000.0)
+    start = time.monotonic()
+    for i in range(int(BUSY_EVENTS_PER_S * 2)):  # twice the busy rate, over a second
+        automation.seen(1, f"call-{i}", plan_now=i % 4 == 3, at=5000.0)
+    assert automation.deferring(start + 1.0)
+    automation._queued_at = start + 1.0 - DEFER_MOST_S  # the oldest queued waited long enough
+    assert not automation.deferring(start + 1.0)
+
+
+def test_planning_goes_on_when_calls_come_slowly() -> None:
+    automation = _engine(now=5000.0)
+    start = time.monotonic()
+    for i in range(int(BUSY_EVENTS_PER_S / 2)):
+        automation.seen(1, f"call-{i}", plan_now=True, at=5000.0)
+    assert not automation.deferring(start + 1.0)
+
+
+async def test_a_busy_planner_plans_a_new_numbers_call_once_its_wait_is_over(
+    crm: Crm, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "BUSY_EVENTS_PER_S", 50.0)
+    monkeypatch.setattr(engine, "DEFER_MOST_S", 3.0)
+    await crm.settings(accepted_incoming="client")
+    automation = crm.svc.client.app[AUTOMATION]
+    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    busy = True
+
+    async def calls_come_fast() -> None:  # 500 events a second, of calls planned already
+        n = 0
+        while busy:
+            for _ in range(50):
+                n += 1
+                automation.seen(account_id, f"noise-{n}", plan_now=False, at=time.time())
+            await asyncio.sleep(0.1)
+
+    noise = asyncio.create_task(calls_come_fast())
+    try:
+        await asyncio.sleep(1.5)  # a window's rate
+        w = EntryWriter("while-busy")
+        calls.answered(w, "79990001204", LINE, [crm.ext(0)])
+        queued = time.monotonic()
+        await crm.play(w.events)
+        await asyncio.sleep(1.0)
+        assert await crm.actions("while-busy") == []  # it waits for calls to slow down
+        actions = await crm.settled("while-busy", 2, within=15)
+        assert time.monotonic() - queued >= 2.5  # no sooner than its longest wait
+        assert [a["action"] for a in actions] == ["create_client", "record_call"]
+    finally:
+        busy = False
+        await noise
+
+
+async def test_planning_resumes_as_soon_as_calls_slow_down(
+    crm: Crm, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "BUSY_EVENTS_PER_S", 50.0)
+    await crm.settings(accepted_incoming="client")
+    automation = crm.svc.client.app[AUTOMATION]
+    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    for n in range(200):  # a burst: 200 events at once
+        automation.seen(account_id, f"noise-{n}", plan_now=False, at=time.time())
+    w = EntryWriter("after-burst")
+    calls.answered(w, "79990001205", LINE, [crm.ext(0)])
+    await crm.play(w.events)
+    actions = await crm.settled("after-burst", 2, within=10)  # DEFER_MOST_S is 120 s
+    assert [a["action"] for a in actions] == ["create_client", "record_call"]
