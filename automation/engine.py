@@ -25,10 +25,10 @@ time, leaves no call unplanned.
 Routing comes first. On a small machine any other work while calls come fast
 shows in the routes' latency, whatever its priority (measured: two idle-policy
 busy loops took the index's p50 at 1,000 calls/s from 1.6 to 22 ms on a 2-core
-VM). So while events come faster than ``BUSY_EVENTS_PER_S`` the planner waits,
-up to ``DEFER_MOST_S`` for the oldest call it has queued, and plans when they
-slow down, in batches of at most ``_BATCH_MOST`` calls, looking again between
-batches. Past that wait it plans anyway, at its usual pace.
+VM). So while events come faster than ``BUSY_EVENTS_PER_S``, and for
+``QUIET_S`` after, the planner waits, up to ``DEFER_MOST_S`` for the oldest call
+it has queued, and then plans in batches of at most ``_BATCH_MOST`` calls,
+looking again between batches. Past that wait it plans anyway, at its usual pace.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ from sync.account import megaplan_credentials
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUSY_EVENTS_PER_S", "DEFER_MOST_S", "AccountSource", "CallAutomation", "CallFeed",
-           "EventRate", "plan_entries", "plans_now", "worth_planning"]
+__all__ = ["BUSY_EVENTS_PER_S", "DEFER_MOST_S", "QUIET_S", "AccountSource", "CallAutomation",
+           "CallFeed", "EventRate", "plan_entries", "plans_now", "worth_planning"]
 
 GRACE_S = 60.0  # an ended call is remembered this long (late events plan nothing new)
 _SWEEP_S = 5.0
@@ -98,9 +98,12 @@ _MARK_MARGIN_S = 60.0
 # of four notifications each. At 250 calls/s the benchmark's routes did not notice the
 # planning beside them; at 1,000/s they did, on two cores.
 BUSY_EVENTS_PER_S = 1500.0
+# Calls slowed down only when they stayed slow this long: a pause of a second or two in a
+# stream of calls is not the end of it.
+QUIET_S = 5.0
 DEFER_MOST_S = 120.0  # the longest a queued call waits for calls to slow down
-_BATCH_MOST = 2000  # calls a batch: between batches the planner looks again
-_RATE_WINDOW_S = 1.0
+_BATCH_MOST = 500  # calls a batch (about a tenth of a second): then it looks again
+_RATE_WINDOW_S = 0.5
 _DEFER_LOOK_S = 0.25
 _STALE_MARK_S = 6 * _SWEEP_S  # a mark not written for this long: its run ended or stalled
 _CATCH_UP_MOST_S = 24 * 3600.0  # how far back a start plans again, at most
@@ -186,9 +189,23 @@ class _Live:
 class CallAutomation:
     """Run ``run()`` as a task; call ``seen`` for every journaled event."""
 
-    __slots__ = ("_accounts", "_clock", "_indexes", "_live", "_metrics", "_newest_at",
-                 "_owner", "_pool", "_queue", "_queued_at", "_rate", "_silence", "_taken_over",
-                 "_wake")
+    __slots__ = (
+        "_accounts",
+        "_busy_until",
+        "_clock",
+        "_indexes",
+        "_live",
+        "_metrics",
+        "_newest_at",
+        "_owner",
+        "_pool",
+        "_queue",
+        "_queued_at",
+        "_rate",
+        "_silence",
+        "_taken_over",
+        "_wake",
+    )
 
     def __init__(self, pool: asyncpg.Pool, accounts: AccountSource, *,
                  indexes: IndexRegistry | None = None, metrics: AutomationMetrics | None = None,
@@ -208,6 +225,7 @@ class CallAutomation:
         self._taken_over: list[uuid.UUID] = []  # marks of stopped runs this one replans
         self._rate = EventRate(time.monotonic())
         self._queued_at = 0.0  # when the queue's oldest call was queued (monotonic)
+        self._busy_until = 0.0  # calls came fast until QUIET_S before this (monotonic)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -236,10 +254,11 @@ class CallAutomation:
         self._queue.add(key)
 
     def deferring(self, now: float) -> bool:
-        """Whether planning waits now: calls come fast, and the oldest queued has not
-        waited ``DEFER_MOST_S`` yet."""
-        return (self._rate.tick(now) > BUSY_EVENTS_PER_S
-                and now - self._queued_at < DEFER_MOST_S)
+        """Whether planning waits now: calls come fast (or did, less than ``QUIET_S``
+        ago), and the oldest queued has not waited ``DEFER_MOST_S`` yet."""
+        if self._rate.tick(now) > BUSY_EVENTS_PER_S:
+            self._busy_until = now + QUIET_S
+        return now < self._busy_until and now - self._queued_at < DEFER_MOST_S
 
     async def run(self) -> None:
         """Plan what is queued, sweep the silent calls; first, take up what a previous run

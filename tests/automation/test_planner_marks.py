@@ -20,7 +20,13 @@ import orjson
 import pytest
 
 from automation import engine
-from automation.engine import BUSY_EVENTS_PER_S, DEFER_MOST_S, CallAutomation, EventRate
+from automation.engine import (
+    BUSY_EVENTS_PER_S,
+    DEFER_MOST_S,
+    QUIET_S,
+    CallAutomation,
+    EventRate,
+)
 from lookup.accounts import Account
 from router.keys import AUTOMATION
 from tests.automation import calls
@@ -125,11 +131,21 @@ async def test_a_running_planner_writes_its_mark(crm: Crm) -> None:
 def test_the_event_rate_is_counted_over_whole_windows() -> None:
     rate = EventRate(now=100.0)
     rate.events += 3000
-    assert rate.tick(100.5) == 0.0  # half a window: not measured yet
+    assert rate.tick(100.25) == 0.0  # half a window: not measured yet
     assert rate.tick(102.0) == 1500.0
     rate.events += 10
     assert rate.tick(103.0) == 10.0
     assert rate.tick(110.0) == 0.0  # a quiet stretch
+
+
+def test_a_pause_in_a_stream_of_calls_does_not_end_the_wait() -> None:
+    automation = _engine(now=5000.0)
+    start = time.monotonic()
+    for i in range(int(BUSY_EVENTS_PER_S * 2)):
+        automation.seen(1, f"call-{i}", plan_now=True, at=5000.0)
+    assert automation.deferring(start + 1.0)
+    assert automation.deferring(start + 1.0 + QUIET_S - 0.5)  # quiet, but not for long
+    assert not automation.deferring(start + 1.0 + QUIET_S + 0.5)
 
 
 def test_planning_waits_while_calls_come_fast_but_not_past_the_longest_wait() -> None:
