@@ -53,7 +53,7 @@ from cache.index import IndexRegistry
 from lookup.accounts import Account
 from lookup.conn import Conn
 from lookup.employees import active_extensions
-from lookup.journal import entry_events, recent_entries
+from lookup.journal import any_events_between, entry_events, recent_entries
 from lookup.outbox import (
     NewAction,
     entries_creating_clients,
@@ -72,7 +72,7 @@ from sync.account import megaplan_credentials
 logger = logging.getLogger(__name__)
 
 __all__ = ["BUSY_EVENTS_PER_S", "DEFER_MOST_S", "QUIET_S", "AccountSource", "CallAutomation",
-           "CallFeed", "EventRate", "plan_entries", "plans_now", "worth_planning"]
+           "CallFeed", "Traffic", "plan_entries", "plans_now", "worth_planning"]
 
 GRACE_S = 60.0  # an ended call is remembered this long (late events plan nothing new)
 _SWEEP_S = 5.0
@@ -87,8 +87,9 @@ _RETRY_S = 1.0
 # Its database work runs at PostgreSQL's priority, whatever the process's own, so this is
 # what leaves part of the database and the cores to routing while a backlog (after a
 # burst of calls, or a restart) is planned. The CRM's rate cap is far slower still.
-# (Batches of at most 500 calls, to keep the share exact, made the planner fall far
-# behind at 1,000 calls/s without routing measurably better: not kept.)
+# (Batches capped at 500 calls with this rest alone made the planner fall far behind at
+# 1,000 calls/s without routing measurably better. They are capped now for another
+# reason: between batches the planner looks at the traffic, below.)
 _PLANNER_SHARE = 0.25
 _REST_MOST_S = 2.0
 # An event's arrival (the serving process's clock) and its time in the journal
@@ -155,24 +156,27 @@ class CallFeed(Protocol):
         """An event of the call is journaled; ``at``: when it arrived (Unix seconds)."""
 
 
-class EventRate:
-    """Events a second over the last full window (``_RATE_WINDOW_S``)."""
+class Traffic:
+    """How fast events come, counted in windows of ``_RATE_WINDOW_S`` as they come: busy
+    while a window's rate is above ``BUSY_EVENTS_PER_S``, and for ``QUIET_S`` after."""
 
-    __slots__ = ("_counted", "_since", "events", "rate")
+    __slots__ = ("_count", "_since", "busy_until")
 
     def __init__(self, now: float) -> None:
-        self.events = 0  # counted by the caller
-        self.rate = 0.0
-        self._counted = 0
+        self._count = 0
         self._since = now
+        self.busy_until = 0.0  # monotonic
 
-    def tick(self, now: float) -> float:
-        """The rate as of ``now``; a quiet stretch longer than a window counts as none."""
+    def count(self, now: float) -> None:
+        self._count += 1
         elapsed = now - self._since
         if elapsed >= _RATE_WINDOW_S:
-            self.rate = (self.events - self._counted) / elapsed
-            self._counted, self._since = self.events, now
-        return self.rate
+            if self._count / elapsed > BUSY_EVENTS_PER_S:
+                self.busy_until = now + QUIET_S
+            self._count, self._since = 0, now
+
+    def busy(self, now: float) -> bool:
+        return now < self.busy_until
 
 
 class _Live:
@@ -191,19 +195,18 @@ class CallAutomation:
 
     __slots__ = (
         "_accounts",
-        "_busy_until",
         "_clock",
         "_indexes",
         "_live",
         "_metrics",
+        "_missed_since",
         "_newest_at",
         "_owner",
         "_pool",
         "_queue",
-        "_queued_at",
-        "_rate",
         "_silence",
         "_taken_over",
+        "_traffic",
         "_wake",
     )
 
@@ -218,14 +221,14 @@ class CallAutomation:
         self._clock = clock
         # in the order last seen: the sweep reads only the idle end
         self._live: OrderedDict[tuple[int, str], _Live] = OrderedDict()
-        self._queue: set[tuple[int, str]] = set()
+        # the calls to plan, oldest first, with when each was queued (monotonic)
+        self._queue: dict[tuple[int, str], float] = {}
         self._wake = asyncio.Event()
         self._owner = uuid.uuid4()  # this run's mark
         self._newest_at = clock()  # the latest event's arrival (what came before, at start)
-        self._taken_over: list[uuid.UUID] = []  # marks of stopped runs this one replans
-        self._rate = EventRate(time.monotonic())
-        self._queued_at = 0.0  # when the queue's oldest call was queued (monotonic)
-        self._busy_until = 0.0  # calls came fast until QUIET_S before this (monotonic)
+        self._missed_since: float | None = None  # events since then were not told (Unix s)
+        self._taken_over: set[uuid.UUID] = set()  # marks of stopped runs this one replans
+        self._traffic = Traffic(time.monotonic())
 
     def __len__(self) -> int:
         return len(self._live)
@@ -234,36 +237,45 @@ class CallAutomation:
         return worth_planning(self._indexes, account_id, kind, call)
 
     def seen(self, account_id: int, entry_id: str, *, plan_now: bool, at: float) -> None:
+        now = time.monotonic()
         key = (account_id, entry_id)
         live = self._live.get(key)
         if live is None:
-            self._live[key] = _Live(time.monotonic(), at)
+            self._live[key] = _Live(now, at)
         else:
-            live.last_seen = time.monotonic()
+            live.last_seen = now
             live.at = max(live.at, at)
             self._live.move_to_end(key)
         self._newest_at = max(self._newest_at, at)
-        self._rate.events += 1
+        self._traffic.count(now)
         if plan_now:
-            self._enqueue(key)
+            self._enqueue(key, now)
             self._wake.set()
 
-    def _enqueue(self, key: tuple[int, str]) -> None:
-        if not self._queue:
-            self._queued_at = time.monotonic()
-        self._queue.add(key)
+    def missed(self, since: float) -> None:
+        """Events that arrived from ``since`` on were not told to this engine (the serving
+        process dropped them): their calls are planned again from the journal."""
+        self._missed_since = since if self._missed_since is None else min(
+            self._missed_since, since)
+        self._wake.set()
+
+    def _enqueue(self, key: tuple[int, str], now: float) -> None:
+        if key not in self._queue:
+            self._queue[key] = now
 
     def deferring(self, now: float) -> bool:
         """Whether planning waits now: calls come fast (or did, less than ``QUIET_S``
         ago), and the oldest queued has not waited ``DEFER_MOST_S`` yet."""
-        if self._rate.tick(now) > BUSY_EVENTS_PER_S:
-            self._busy_until = now + QUIET_S
-        return now < self._busy_until and now - self._queued_at < DEFER_MOST_S
+        if not self._traffic.busy(now):
+            return False
+        oldest = next(iter(self._queue.values()), now)
+        return now - oldest < DEFER_MOST_S
 
     async def run(self) -> None:
         """Plan what is queued, sweep the silent calls; first, take up what a previous run
-        of the service may have left (the queue lives in memory)."""
-        await self._recover()
+        of the service may have left (the queue lives in memory), and later what any run
+        that stops writing its mark leaves."""
+        await self._take_over(starting=True)
         await self._save_mark()
         next_sweep = time.monotonic() + _SWEEP_S
         while True:
@@ -273,6 +285,7 @@ class CallAutomation:
             await asyncio.sleep(_BATCH_WAIT_S)
             if time.monotonic() >= next_sweep:
                 self._sweep()
+                await self._take_over(starting=False)
                 await self._save_mark()
                 next_sweep = time.monotonic() + _SWEEP_S
             if self._queue:
@@ -284,6 +297,8 @@ class CallAutomation:
                 await self._plan_queued()
                 busy = time.monotonic() - started
                 await asyncio.sleep(min(_REST_MOST_S, busy * (1 / _PLANNER_SHARE - 1)))
+                if self._queue:
+                    self._wake.set()  # the rest of a backlog: no event may come to wake it
 
     async def flush(self) -> None:
         """Plan everything queued now (tests, shutdown), and say so in the mark."""
@@ -297,6 +312,8 @@ class CallAutomation:
         calls it has not heard of yet came later), less a margin for the journal's order
         and the clocks."""
         oldest = self._newest_at
+        if self._missed_since is not None:
+            oldest = min(oldest, self._missed_since)
         queue = self._queue
         for key, live in self._live.items():
             if live.at < oldest and (not live.ended or key in queue):
@@ -307,43 +324,62 @@ class CallAutomation:
         try:
             await save_mark(self._pool, self._owner, datetime.fromtimestamp(self.mark(), UTC))
             if self._taken_over:  # this run's mark now covers what theirs did
-                await forget_marks(self._pool, self._taken_over)
-                self._taken_over = []
+                await forget_marks(self._pool, list(self._taken_over))
+                self._taken_over.clear()
         except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot write the planner's mark",
                            extra={"error": repr(exc)})
 
-    async def _recover(self) -> None:
-        """The journal's calls since the oldest mark of the runs that stopped, or of the
-        last minutes if later: the ended ones are planned again (nothing new if they
-        were), the others are followed until they end."""
-        wall = self._clock()
-        since = wall - (self._silence + GRACE_S)
+    async def _take_over(self, *, starting: bool) -> None:
+        """Plan again the journal's calls since the oldest mark of the runs that no longer
+        write theirs (stopped, crashed or stalled), or since events this run was not told
+        of; at the start, of the last 11 minutes too. Every such call is queued: planning
+        is idempotent, and a call that never ended is planned as ended by its silence."""
         try:
-            stale = await stale_marks(self._pool, quiet_s=_STALE_MARK_S)
-            if stale and stale[0][1].timestamp() < since:
-                since = stale[0][1].timestamp()
-                if since < wall - _CATCH_UP_MOST_S:
-                    logger.error("automation: a stopped planner was far behind; calls older "
-                                 "than the catch-up window are left unplanned",
-                                 extra={"mark": stale[0][1].isoformat(),
-                                        "window_s": _CATCH_UP_MOST_S})
-                    since = wall - _CATCH_UP_MOST_S
-                logger.info("automation: planning again the calls a stopped planner left",
-                            extra={"since": datetime.fromtimestamp(since, UTC).isoformat()})
-            recent = await recent_entries(self._pool, within_s=wall - since)
+            stale = [m for m in await stale_marks(self._pool, quiet_s=_STALE_MARK_S)
+                     if m[0] != self._owner]
+            missed = self._missed_since
+            if not stale and missed is None and not starting:
+                return
+            marks = [at for _, at in stale]
+            if missed is not None:
+                marks.append(datetime.fromtimestamp(missed, UTC))
+            since = min(marks) if marks else None
+            if since is not None:
+                since = await self._within_catch_up(since)
+                logger.info("automation: planning again the calls since a mark",
+                            extra={"since": since.isoformat(), "stopped_runs": len(stale)})
+            recent = await recent_entries(
+                self._pool, since=since,
+                within_s=self._silence + GRACE_S if starting else None)
         except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
             return
-        self._taken_over = [owner for owner, _ in stale]
-        mono = time.monotonic()
-        for account_id, entry_id, last_at, ended in recent:
+        if missed is not None and self._missed_since == missed:
+            self._missed_since = None  # queued below: the mark holds them from now on
+        self._taken_over.update(owner for owner, _ in stale)
+        wall, mono = self._clock(), time.monotonic()
+        for account_id, entry_id, last_at in recent:
             key = (account_id, entry_id)
             if key not in self._live:
                 self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
-            if ended:
-                self._enqueue(key)
-        self._live = OrderedDict(sorted(self._live.items(), key=lambda kv: kv[1].last_seen))
+            self._enqueue(key, mono)
+        if recent:
+            self._live = OrderedDict(sorted(self._live.items(),
+                                            key=lambda kv: kv[1].last_seen))
+            self._wake.set()
+
+    async def _within_catch_up(self, since: datetime) -> datetime:
+        """``since``, or the oldest time a start plans again, if later (an error in the log
+        when calls are left before it)."""
+        oldest = datetime.fromtimestamp(self._clock() - _CATCH_UP_MOST_S, UTC)
+        if since >= oldest:
+            return since
+        if await any_events_between(self._pool, since, oldest):
+            logger.error("automation: a stopped planner was far behind; calls older than "
+                         "the catch-up window are left unplanned",
+                         extra={"mark": since.isoformat(), "window_s": _CATCH_UP_MOST_S})
+        return oldest
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -353,24 +389,22 @@ class CallAutomation:
             if idle < GRACE_S:
                 break  # the rest were seen later still
             if key in self._queue:
-                continue  # still to plan (a retry): its mark stays
+                continue  # still to plan: its mark stays
             if live.ended or idle >= self._silence + GRACE_S:
                 gone.append(key)  # a call that never ends is bounded all the same
             elif idle >= self._silence:
-                self._enqueue(key)  # planned as ended: is_final sees the silence too
+                self._enqueue(key, now)  # planned as ended: is_final sees the silence too
         for key in gone:
             del self._live[key]
         if self._metrics is not None:
             self._metrics.live_calls.set(len(self._live))
 
     async def _plan_queued(self) -> None:
-        if len(self._queue) <= _BATCH_MOST:
-            batch, self._queue = self._queue, set()
-        else:  # the rest stay queued, and the oldest's time with them
-            batch = set(itertools.islice(self._queue, _BATCH_MOST))
-            self._queue -= batch
+        """The oldest ``_BATCH_MOST`` queued calls."""
+        taken = {key: self._queue.pop(key)
+                 for key in list(itertools.islice(self._queue, _BATCH_MOST))}
         by_account: dict[int, list[str]] = {}
-        for account_id, entry_id in batch:
+        for account_id, entry_id in taken:
             by_account.setdefault(account_id, []).append(entry_id)
         for account_id, entries in by_account.items():
             account = self._accounts.by_id(account_id)
@@ -382,8 +416,9 @@ class CallAutomation:
                                            silence=self._silence, indexes=self._indexes,
                                            metrics=self._metrics)
             except BaseException as exc:
-                for entry_id in entries:  # planned again later
-                    self._enqueue((account_id, entry_id))
+                # planned again later, first, as long queued as they were
+                again = {(account_id, e): taken[(account_id, e)] for e in entries}
+                self._queue = again | self._queue
                 if not isinstance(exc, Exception):
                     raise
                 logger.warning("automation: cannot plan now; will retry",

@@ -17,8 +17,8 @@ import orjson
 
 from lookup.conn import Conn
 
-__all__ = ["JOURNAL_INSERT", "JournalEntry", "JournaledEvent", "entries_since", "entry_events",
-           "journal_columns", "recent_entries", "write_journal"]
+__all__ = ["JOURNAL_INSERT", "JournalEntry", "JournaledEvent", "any_events_between",
+           "entries_since", "entry_events", "journal_columns", "recent_entries", "write_journal"]
 
 _STATEMENT_WAIT = 10.0  # cancelled past this and retried: the journal drops repeats
 
@@ -92,14 +92,25 @@ async def entries_since(con: Conn | asyncpg.Pool, account_id: int, since: dateti
     return [r["entry_id"] for r in rows]
 
 
-async def recent_entries(con: Conn | asyncpg.Pool, *, within_s: float
-                         ) -> list[tuple[int, str, float, bool]]:
-    """Calls with a notification in the last ``within_s`` seconds, every account:
-    (account id, entry, when the last came in Unix seconds, whether it has ended)."""
+async def recent_entries(con: Conn | asyncpg.Pool, *, since: datetime | None = None,
+                         within_s: float | None = None) -> list[tuple[int, str, float]]:
+    """Calls with a notification after ``since`` or in the last ``within_s`` seconds
+    (PostgreSQL's clock), whichever is longer, every account: (account id, entry, when
+    the last came in Unix seconds)."""
     rows = await con.fetch(
-        """SELECT account_id, entry_id, extract(epoch FROM max(received_at))::float8 AS last,
-                  bool_or(kind = 'summary') AS ended
+        """SELECT account_id, entry_id, extract(epoch FROM max(received_at))::float8 AS last
            FROM call_events
-           WHERE received_at > now() - $1 * interval '1 second' AND entry_id IS NOT NULL
-           GROUP BY account_id, entry_id""", within_s)
-    return [(r["account_id"], r["entry_id"], r["last"], r["ended"]) for r in rows]
+           WHERE received_at > LEAST(coalesce($1::timestamptz, 'infinity'),
+                                     now() - coalesce($2::float8, 0) * interval '1 second')
+             AND entry_id IS NOT NULL
+           GROUP BY account_id, entry_id""", since, within_s)
+    return [(r["account_id"], r["entry_id"], r["last"]) for r in rows]
+
+
+async def any_events_between(con: Conn | asyncpg.Pool, start: datetime, end: datetime) -> bool:
+    """Whether the journal has a call's notification received in (start, end]."""
+    found: bool = await con.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM call_events
+                          WHERE received_at > $1 AND received_at <= $2
+                            AND entry_id IS NOT NULL)""", start, end)
+    return found

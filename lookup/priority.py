@@ -45,34 +45,55 @@ def local_socket(dsn: str) -> bool:
 
 
 class BackendPriority:
-    """A pool's ``init``: each new connection's backend gets ``nice``, if it can."""
+    """A pool's ``init``: each new connection's backend gets ``nice``, if it can.
 
-    __slots__ = ("_local", "_nice", "_warned")
+    Only a session that is its server's own backend over a Unix socket (the server
+    says so: ``inet_server_addr()`` is null and ``pg_backend_pid()`` is the pid the
+    connection reported, which a pooler's is not), whose pid here is a ``postgres``
+    process: anything else may be a process that routing's sessions use too.
+    """
+
+    __slots__ = ("_local", "_nice", "_told")
 
     def __init__(self, dsn: str, *, nice: int = 19) -> None:
-        self._local = local_socket(dsn)
+        self._local = local_socket(dsn)  # else no round trip to ask
         self._nice = nice
-        self._warned = False
+        self._told = False
 
     async def __call__(self, con: asyncpg.Connection) -> None:
         if not self._local:
             return
+        pid = con.get_server_pid()
+        row = await con.fetchrow(
+            "SELECT pg_backend_pid() AS pid, inet_server_addr() IS NULL AS unix_socket")
+        if row is None or row["pid"] != pid or not row["unix_socket"]:
+            self._keep("not the server's own backend over a Unix socket (a pooler, or TCP)")
+            return
         try:
-            _renice(con.get_server_pid(), self._nice)
+            reason = _renice(pid, self._nice)
         except OSError as exc:  # gone, or not ours to renice
-            if not self._warned:
-                self._warned = True
-                logger.info("database sessions keep the server's priority",
-                            extra={"error": repr(exc)})
+            reason = repr(exc)
+        if reason is not None:
+            self._keep(reason)
+
+    def _keep(self, reason: str) -> None:
+        if not self._told:
+            self._told = True
+            logger.info("database sessions keep the server's priority",
+                        extra={"reason": reason})
 
 
-def _renice(pid: int, nice: int) -> None:
-    """(procfs is in memory: these reads and writes do not block.)"""
+def _renice(pid: int, nice: int) -> str | None:
+    """Why not, or None once done. (procfs is in memory: no blocking here.)"""
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         if not f.read(9).startswith(b"postgres"):
-            return  # not the backend (another pid namespace): leave it be
+            return "the backend's pid is not a postgres process here (another pid namespace?)"
     os.setpriority(os.PRIO_PROCESS, pid, nice)
-    _autogroup_nice(pid, nice)
+    with open(f"/proc/{pid}/stat", "rb") as f:  # "pid (comm) state ppid pgrp session ..."
+        session = int(f.read().rsplit(b")", 1)[1].split()[3])
+    if session == pid:  # its group is its own: renicing the group touches no other
+        _autogroup_nice(pid, nice)
+    return None
 
 
 def _autogroup_nice(pid: int, nice: int) -> None:

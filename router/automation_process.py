@@ -45,6 +45,7 @@ from lookup.priority import BackendPriority
 from mango.events import CallEvent
 from router.automation_wire import (
     LINE_LIMIT,
+    MISSED,
     RelayedMetrics,
     Seen,
     decode_seen,
@@ -97,6 +98,8 @@ class AutomationProcess:
 
     def seen(self, account_id: int, entry_id: str, *, plan_now: bool, at: float) -> None:
         self._pending.append((account_id, entry_id, plan_now, at))
+        if len(self._pending) > 2 * _BUFFER_MOST:  # a child that does not read: bounded
+            self._pending = self._take()
         self._wake.set()
 
     @property
@@ -147,9 +150,12 @@ class AutomationProcess:
     def _take(self) -> list[Seen]:
         batch, self._pending = self._pending, []
         if len(batch) > _BUFFER_MOST:
-            logger.warning("automation process down too long: the oldest events are left to "
-                           "its start's replanning", extra={"dropped": len(batch) - _BUFFER_MOST})
-            batch = batch[-_BUFFER_MOST:]
+            dropped = batch[:-_BUFFER_MOST]
+            logger.warning("automation process behind by too many events: the oldest are "
+                           "dropped, and it plans their calls from the journal",
+                           extra={"dropped": len(dropped)})
+            since = min(at for _account, _entry, _plan, at in dropped)
+            batch = [(MISSED, "", False, since), *batch[-_BUFFER_MOST:]]
         return batch
 
     async def _run_child(self) -> int | None:
@@ -288,7 +294,10 @@ async def _read(reader: asyncio.StreamReader, automation: CallAutomation) -> Non
                            extra={"line": line[:200].decode(errors="replace")})
             continue
         for account_id, entry_id, plan_now, at in batch:
-            automation.seen(account_id, entry_id, plan_now=plan_now, at=at)
+            if account_id == MISSED:
+                automation.missed(at)
+            else:
+                automation.seen(account_id, entry_id, plan_now=plan_now, at=at)
 
 
 async def _report(writer: asyncio.StreamWriter, registry: CollectorRegistry) -> None:

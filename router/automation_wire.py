@@ -2,7 +2,8 @@
 document a line on a socket pair.
 
 Down (serve → child): the events journaled, ``[[account id, entry id, plan now,
-arrived], …]`` (``arrived``: Unix seconds).
+arrived], …]`` (``arrived``: Unix seconds). An item of account ``MISSED`` says that
+events which arrived from its ``arrived`` on were dropped, not sent.
 Up (child → serve): the child's metrics, ``{"metrics": [[name, help, type,
 [[sample, labels, value], …]], …]}``, which ``RelayedMetrics`` shows on the
 serving process's ``/metrics`` (the child serves no HTTP).
@@ -19,10 +20,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["LINE_LIMIT", "RelayedMetrics", "Seen", "decode_seen", "encode_metrics",
+__all__ = ["LINE_LIMIT", "MISSED", "RelayedMetrics", "Seen", "decode_seen", "encode_metrics",
            "encode_seen"]
 
 LINE_LIMIT = 64 * 1024 * 1024  # a reader's line limit: a batch after a long child restart
+MISSED = 0  # no account has this id (they start at 1)
 
 # account id, entry id, whether the call is worth planning now, when the event arrived
 Seen = tuple[int, str, bool, float]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
@@ -69,3 +70,29 @@ async def test_a_remote_server_is_left_alone(dsn: str) -> None:
         assert os.getpriority(os.PRIO_PROCESS, con.get_server_pid()) == 0
     finally:
         await con.close()
+
+
+class _Pooled:
+    """A connection as a pooler hands it over: the pid it reports is not its backend's."""
+
+    def __init__(self, con: asyncpg.Connection, reported: int) -> None:
+        self._con, self._reported = con, reported
+
+    def get_server_pid(self) -> int:
+        return self._reported
+
+    async def fetchrow(self, query: str) -> asyncpg.Record | None:
+        return await self._con.fetchrow(query)
+
+
+async def test_a_pid_that_is_not_the_sessions_backend_is_left_alone(dsn: str) -> None:
+    other = await asyncpg.connect(dsn)  # a backend that another session uses
+    con = await asyncpg.connect(dsn)
+    try:
+        pooled = _Pooled(con, reported=other.get_server_pid())
+        await BackendPriority(dsn, nice=15)(cast(asyncpg.Connection, pooled))
+        assert os.getpriority(os.PRIO_PROCESS, other.get_server_pid()) == 0
+        assert os.getpriority(os.PRIO_PROCESS, con.get_server_pid()) == 0
+    finally:
+        await con.close()
+        await other.close()

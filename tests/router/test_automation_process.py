@@ -11,8 +11,16 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
+from cache.index import IndexRegistry
+from router import automation_process
 from router.automation_process import NICE, SESSIONS_NAME, AutomationProcess
-from router.automation_wire import RelayedMetrics, decode_seen, encode_metrics, encode_seen
+from router.automation_wire import (
+    MISSED,
+    RelayedMetrics,
+    decode_seen,
+    encode_metrics,
+    encode_seen,
+)
 from router.config import ConfigError
 from router.keys import AUTOMATION
 from tests.automation import calls
@@ -102,16 +110,18 @@ async def test_the_automation_process_runs_at_a_lower_cpu_priority(crm_process: 
     lowered = min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)
 
     async def niced() -> bool:  # the child lowers its own priority as it starts
-        return os.getpriority(os.PRIO_PROCESS, pid) == lowered
+        idle = not hasattr(os, "SCHED_IDLE") or os.sched_getscheduler(pid) == os.SCHED_IDLE
+        return os.getpriority(os.PRIO_PROCESS, pid) == lowered and idle
 
     await eventually(niced, within=15)
-    if hasattr(os, "SCHED_IDLE"):  # Linux: it runs only when a core has nothing else
-        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
-    # and so do its sessions' backends: the database is routing's first
-    backends = [r["pid"] for r in await crm_process.db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1", SESSIONS_NAME)]
-    assert backends
-    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in backends} == {NICE}
+
+    async def sessions_niced() -> bool:  # and so do its sessions' backends, once open
+        backends = [r["pid"] for r in await crm_process.db.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", SESSIONS_NAME)]
+        return bool(backends) and all(
+            os.getpriority(os.PRIO_PROCESS, b) == NICE for b in backends)
+
+    await eventually(sessions_niced, within=15)
 
 
 async def test_a_killed_automation_process_is_started_again_and_plans_what_came_meanwhile(
@@ -154,6 +164,21 @@ async def test_the_automation_process_ends_with_the_service(crm_process: Crm) ->
 def test_events_cross_the_wire_as_they_were_seen() -> None:
     batch = [(1, "entry-1", True, 1764500000.123456), (2, "entry/2 \u044f", False, 1.5)]
     assert decode_seen(encode_seen(batch)) == batch
+
+
+def test_events_past_the_buffer_are_dropped_with_a_note_of_when_they_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(automation_process, "_BUFFER_MOST", 10)
+    feed = AutomationProcess(dsn="", rate=1.0, log_level="INFO", indexes=IndexRegistry(),
+                             metrics=RelayedMetrics())
+    for i in range(25):  # a child that does not read: the buffer stays bounded
+        feed.seen(1, f"e{i}", plan_now=False, at=100.0 + i)
+        assert len(feed._pending) <= 2 * 10 + 1
+    batch = feed._take()
+    # the child plans again the journal's calls from the oldest dropped event on
+    assert batch[0] == (MISSED, "", False, 100.0)
+    assert [e for _, e, _, _ in batch[1:]] == [f"e{i}" for i in range(15, 25)]
 
 
 @pytest.mark.parametrize("line", [b"not json\n", b'{"a": 1}\n', b"[[1, 2]]\n", b"[1]\n",
