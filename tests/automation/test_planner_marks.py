@@ -74,17 +74,32 @@ def test_events_the_serving_process_dropped_hold_the_mark() -> None:
     assert automation.mark() == 5500.0 - 60
 
 
-async def _journal_ended_call(crm: Crm, entry_id: str, number: str, ago: timedelta) -> None:
-    """An answered call from a new number, journaled ``ago`` (no replica was told of it)."""
-    w = EntryWriter(entry_id)
-    calls.answered(w, number, LINE, [crm.ext(0)])
+async def _journal(crm: Crm, w: EntryWriter, ago: timedelta) -> None:
+    """The call's events, journaled ``ago`` (no replica was told of them)."""
     account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
     for e in w.events:
         await crm.db.execute(
             """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key,
                                         received_at)
                VALUES ($1, $2, $3, $4::jsonb, md5($4::text), now() - $5::interval)""",
-            account_id, e.kind, entry_id, orjson.dumps(e.payload).decode(), ago)
+            account_id, e.kind, w.entry_id, orjson.dumps(e.payload).decode(), ago)
+
+
+async def _journal_ended_call(crm: Crm, entry_id: str, number: str, ago: timedelta) -> None:
+    """An answered call from a new number."""
+    w = EntryWriter(entry_id)
+    calls.answered(w, number, LINE, [crm.ext(0)])
+    await _journal(crm, w, ago)
+
+
+async def _dropped(crm: Crm, owner: uuid.UUID) -> None:
+    """Until the mark is gone: its calls were taken over."""
+
+    async def gone() -> bool:
+        return not await crm.db.fetchval(
+            "SELECT count(*) FROM planner_marks WHERE owner = $1", owner)
+
+    await eventually(gone, within=10)
 
 
 async def _stopped_run(crm: Crm, planned_before: timedelta) -> uuid.UUID:
@@ -106,12 +121,7 @@ async def test_a_start_plans_again_what_a_stopped_planner_lagging_by_25_minutes_
     await crm_factory()  # another run starts
     actions = await crm.settled("lagged-20m", 2)
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
-
-    async def taken_over() -> bool:
-        return not await crm.db.fetchval(
-            "SELECT count(*) FROM planner_marks WHERE owner = $1", stopped)
-
-    await eventually(taken_over, within=10)
+    await _dropped(crm, stopped)
 
 
 async def test_without_a_stopped_planners_mark_a_start_plans_only_the_last_minutes(
@@ -249,12 +259,7 @@ async def test_a_running_planner_takes_over_the_mark_of_a_run_that_stopped(
     stopped = await _stopped_run(crm, timedelta(minutes=25))
     actions = await crm.settled("lagged-while-running", 2, within=20)  # its next sweep
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
-
-    async def taken_over() -> bool:
-        return not await crm.db.fetchval(
-            "SELECT count(*) FROM planner_marks WHERE owner = $1", stopped)
-
-    await eventually(taken_over, within=10)
+    await _dropped(crm, stopped)
 
 
 async def test_a_call_taken_over_that_never_ended_is_planned_as_ended_by_its_silence(
@@ -263,13 +268,7 @@ async def test_a_call_taken_over_that_never_ended_is_planned_as_ended_by_its_sil
     await crm.settings(missed_incoming="client")
     w = EntryWriter("silent-20m")
     calls.offered_and_missed(w, "79990001207", LINE, [crm.ext(1)], summary=False)
-    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
-    for e in w.events:  # legs only, 20 minutes ago: no summary ever came
-        await crm.db.execute(
-            """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key,
-                                        received_at)
-               VALUES ($1, $2, $3, $4::jsonb, md5($4::text), now() - interval '20 minutes')""",
-            account_id, e.kind, w.entry_id, orjson.dumps(e.payload).decode())
+    await _journal(crm, w, timedelta(minutes=20))  # legs only: no summary ever came
     await _stopped_run(crm, timedelta(minutes=25))
     await crm_factory()
     actions = await crm.settled("silent-20m", 2)
