@@ -196,6 +196,7 @@ class CallAutomation:
     __slots__ = (
         "_accounts",
         "_clock",
+        "_held_since",
         "_indexes",
         "_live",
         "_metrics",
@@ -229,6 +230,7 @@ class CallAutomation:
         self._missed_since: float | None = None  # events since then were not told (Unix s)
         self._taken_over: set[uuid.UUID] = set()  # marks of stopped runs this one replans
         self._traffic = Traffic(time.monotonic())
+        self._held_since: float | None = None  # the CRM work held back since (monotonic)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -270,6 +272,17 @@ class CallAutomation:
             return False
         oldest = next(iter(self._queue.values()), now)
         return now - oldest < DEFER_MOST_S
+
+    def holding_back(self) -> bool:
+        """Whether the outbox's worker claims nothing new now: while calls come fast, up to
+        ``DEFER_MOST_S`` at a stretch (then it works, busy or not, until they slow)."""
+        now = time.monotonic()
+        if not self._traffic.busy(now):
+            self._held_since = None
+            return False
+        if self._held_since is None:
+            self._held_since = now
+        return now - self._held_since < DEFER_MOST_S
 
     async def run(self) -> None:
         """Plan what is queued, sweep the silent calls; first, take up what a previous run

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import math
 import random
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Protocol
 
@@ -50,6 +51,7 @@ _SUPERVISE_S = 1.0
 _LOCK_RETRY_S = 2.0
 _IDLE_S = 1.0  # due retries are looked for at least this often
 _CLAIM_GAP_S = 0.05  # while actions are under way and nothing more was due
+_HOLD_LOOK_S = 0.25  # held back: how often to look again
 _LEASE_S = 600.0  # a claimed action comes back after this if its worker vanished
 # A new holder of the lock takes back claims at least this old: a worker that lost its
 # lock has given up its requests by then (their timeout, the rate limiter's queue).
@@ -76,13 +78,17 @@ def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
 class OutboxWorker:
     """Run ``run()`` as a task; cancelling it stops every account's loop."""
 
-    __slots__ = ("_accounts", "_concurrency", "_dsn", "_health", "_metrics", "_pool", "_rate",
-                 "_request_timeout")
+    __slots__ = ("_accounts", "_concurrency", "_dsn", "_health", "_hold", "_metrics", "_pool",
+                 "_rate", "_request_timeout")
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, accounts: AccountSource, *, rate: float,
                  metrics: AutomationMetrics | None = None, concurrency: int | None = None,
-                 request_timeout: float = 20.0, health: CrmHealth | None = None) -> None:
+                 request_timeout: float = 20.0, health: CrmHealth | None = None,
+                 hold: Callable[[], bool] | None = None) -> None:
+        """``hold``: whether to claim nothing new for now (routing first: the engine's
+        ``CallAutomation.holding_back``); what is under way goes on."""
         self._dsn = dsn
+        self._hold = hold
         self._pool = pool
         self._accounts = accounts
         self._rate = rate
@@ -162,6 +168,9 @@ class OutboxWorker:
                         # a dead one ends the work (another replica may hold it by now)
                         await lock.fetchval("SELECT 1", timeout=_LOCK_CHECK_S)
                         next_lock_check = t + _IDLE_S
+                    if self._hold is not None and self._hold():
+                        await _first_of(queued, None, _HOLD_LOOK_S)
+                        continue
                     if len(queued) <= refill and (not queued or wake.is_set() or t >= next_claim):
                         wake.clear()
                         want = most - len(queued)

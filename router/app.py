@@ -251,7 +251,8 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS].on_removed(metrics.forget_account)
     automation = CallAutomation(app[POOL], app[ACCOUNTS], indexes=app[INDEXES], metrics=metrics)
     worker = OutboxWorker(app[DSN], app[POOL], app[ACCOUNTS], rate=config.megaplan_rate,
-                          metrics=metrics, health=app[HEALTH].crm)
+                          metrics=metrics, health=app[HEALTH].crm,
+                          hold=automation.holding_back)
     app[AUTOMATION] = automation
     tasks = [asyncio.create_task(automation.run(), name="automation"),
              asyncio.create_task(worker.run(), name="outbox")]

@@ -249,7 +249,8 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
     accounts.on_removed(health.forget)
     keeper = IndexKeeper(dsn, pool, indexes, accounts)
     automation = CallAutomation(pool, accounts, indexes=indexes, metrics=metrics)
-    worker = OutboxWorker(dsn, pool, accounts, rate=rate, metrics=metrics, health=health.crm)
+    worker = OutboxWorker(dsn, pool, accounts, rate=rate, metrics=metrics, health=health.crm,
+                          hold=automation.holding_back)
     background = [asyncio.create_task(keeper.run(), name="index-keeper")]
     # read from the start (events are only noted), so a close is seen even while loading
     reading = asyncio.create_task(_read(reader, automation), name="events")

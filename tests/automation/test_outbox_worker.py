@@ -89,3 +89,25 @@ async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_incl
     assert len(failures) == 1
     assert failures[0].startswith("Megaplan answered 500")
     assert heard[-1][1] is None  # the deal landed after
+
+
+async def test_a_held_back_worker_claims_nothing_until_it_may(outbox: Outbox, dsn: str) -> None:
+    held = True
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000,
+                          hold=lambda: held)  # routing first: calls come fast
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("held")])
+        await asyncio.sleep(1.5)
+        assert await _done_at(outbox, ["held"]) == {}
+        assert len(outbox.mp.deals) == 0
+        held = False
+
+        async def done() -> bool:
+            return bool(await _done_at(outbox, ["held"]))
+
+        await eventually(done, within=10)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

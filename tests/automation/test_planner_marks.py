@@ -185,6 +185,19 @@ def test_planning_waits_while_busy_but_not_past_the_oldest_calls_longest_wait() 
     assert not automation.deferring(now)
 
 
+def test_the_crm_work_is_held_back_while_busy_but_not_past_the_longest_wait() -> None:
+    automation = _engine(now=5000.0)
+    assert not automation.holding_back()  # calls come slowly
+    automation._traffic.busy_until = time.monotonic() + 60.0
+    assert automation.holding_back()
+    automation._held_since = time.monotonic() - DEFER_MOST_S  # held back long enough
+    assert not automation.holding_back()
+    automation._traffic.busy_until = 0.0
+    assert not automation.holding_back()
+    automation._traffic.busy_until = time.monotonic() + 60.0
+    assert automation.holding_back()  # a new stretch of fast calls: held back afresh
+
+
 def test_queued_calls_keep_their_order_and_their_first_time() -> None:
     automation = _engine(now=5000.0)
     for i in range(3):
