@@ -129,6 +129,9 @@ async def prepare_account(con: asyncpg.Connection, account_id: int,
         await con.execute("DELETE FROM crm_actions WHERE account_id = $1", account_id)
         await con.execute("DELETE FROM calls WHERE account_id = $1", account_id)
         await con.execute("DELETE FROM call_events WHERE account_id = $1", account_id)
+        # the earlier modes' planners' marks: their calls are gone, and a takeover of them
+        # would query the journal and replan this mode's own calls so far
+        await con.execute("DELETE FROM planner_marks")
         await con.executemany(
             """INSERT INTO programs (account_id, crm_id, name) VALUES ($1, $2, $3)
                ON CONFLICT (account_id, crm_id) DO UPDATE SET name = EXCLUDED.name""",
@@ -153,7 +156,8 @@ async def prepare_account(con: asyncpg.Connection, account_id: int,
                    last_error = NULL, last_error_at = NULL, updated_at = now()""",
             account_id, now)
     # what the deletes left is vacuumed now, not by an autovacuum during the mode
-    await con.execute("VACUUM (ANALYZE) call_events, calls, crm_actions, crm_new_numbers")
+    await con.execute(
+        "VACUUM (ANALYZE) call_events, calls, crm_actions, crm_new_numbers, planner_marks")
 
 
 async def action_counts(con: asyncpg.Connection | asyncpg.Pool, account_id: int

@@ -67,6 +67,8 @@ async def test_the_prepared_account_has_the_emulators_programs_and_no_full_pass_
         account_id=account_id, kind="summary", entry_id="earlier-mode", call_id=None, seq=None,
         call_state=None, location=None, payload='{"entry_id": "earlier-mode"}')]))
     assert await recent_entries(db, within_s=660) != []
+    await db.execute("INSERT INTO planner_marks (owner, planned_before)"
+                     " VALUES (gen_random_uuid(), now())")
     now = datetime.now(UTC)
     await prepare_account(db, account_id, now)
     states = {(r["program_id"], r["crm_id"]) for r in await db.fetch(
@@ -80,6 +82,7 @@ async def test_the_prepared_account_has_the_emulators_programs_and_no_full_pass_
     # the automation's start would plan the earlier modes' calls again: none are left
     assert await recent_entries(db, within_s=660) == []
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
+    assert await db.fetchval("SELECT count(*) FROM planner_marks") == 0
 
 
 async def test_clearing_the_outbox_drops_the_accounts_actions(db: asyncpg.Connection) -> None:
