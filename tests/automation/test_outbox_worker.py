@@ -24,6 +24,13 @@ class _Accounts:
         return self._account if account_id == self._account.id else None
 
 
+async def _until_done(outbox: Outbox, entry_id: str, *, within: float) -> None:
+    async def done() -> bool:
+        return bool(await _done_at(outbox, [entry_id]))
+
+    await eventually(done, within=within)
+
+
 async def _done_at(outbox: Outbox, entries: list[str]) -> dict[str, datetime]:
     async with outbox.pool.acquire() as con:
         rows = await con.fetch("SELECT entry_id, done_at FROM crm_actions"
@@ -41,11 +48,7 @@ async def test_a_slow_action_does_not_hold_back_the_actions_claimed_with_or_afte
     try:
         async with outbox.pool.acquire() as con:
             await plan_many(con, outbox.account.id, [outbox.new_deal("warm")])
-
-        async def warm() -> bool:  # the worker has its token and has made a deal
-            return bool(await _done_at(outbox, ["warm"]))
-
-        await eventually(warm)
+        await _until_done(outbox, "warm", within=15)  # the worker has its token, a deal made
         outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 3.0
         entries = [f"call-{n}" for n in range(12)]
         async with outbox.pool.acquire() as con:
@@ -76,11 +79,7 @@ async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_incl
     try:
         async with outbox.pool.acquire() as con:
             await plan_many(con, outbox.account.id, [outbox.new_deal("health")])
-
-        async def done() -> bool:
-            return bool(await _done_at(outbox, ["health"]))
-
-        await eventually(done, within=20)
+        await _until_done(outbox, "health", within=20)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -103,11 +102,7 @@ async def test_a_held_back_worker_claims_nothing_until_it_may(outbox: Outbox, ds
         assert await _done_at(outbox, ["held"]) == {}
         assert len(outbox.mp.deals) == 0
         held = False
-
-        async def done() -> bool:
-            return bool(await _done_at(outbox, ["held"]))
-
-        await eventually(done, within=10)
+        await _until_done(outbox, "held", within=10)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
