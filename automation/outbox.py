@@ -271,6 +271,9 @@ def _describe(exc: BaseException) -> str:
 async def _first_of(tasks: set[asyncio.Task[None]], wake: asyncio.Event | None,
                     within: float) -> None:
     """Until one of ``tasks`` finishes, ``wake`` is set, or ``within`` seconds pass."""
+    if not tasks and wake is None:  # nothing to wait on but the time (a held-back worker)
+        await asyncio.sleep(within)
+        return
     woken = asyncio.ensure_future(wake.wait()) if wake is not None else None
     try:
         await asyncio.wait({*tasks, *((woken,) if woken else ())}, timeout=within,
