@@ -160,11 +160,12 @@ class Traffic:
     """How fast events come, counted in windows of ``_RATE_WINDOW_S`` as they come: busy
     while a window's rate is above ``BUSY_EVENTS_PER_S``, and for ``QUIET_S`` after."""
 
-    __slots__ = ("_count", "_since", "busy_until")
+    __slots__ = ("_count", "_since", "busy_since", "busy_until")
 
     def __init__(self, now: float) -> None:
         self._count = 0
         self._since = now
+        self.busy_since = 0.0  # when this busy stretch began (monotonic)
         self.busy_until = 0.0  # monotonic
 
     def count(self, now: float) -> None:
@@ -172,11 +173,17 @@ class Traffic:
         elapsed = now - self._since
         if elapsed >= _RATE_WINDOW_S:
             if self._count / elapsed > BUSY_EVENTS_PER_S:
+                if now >= self.busy_until:  # a new stretch
+                    self.busy_since = self._since
                 self.busy_until = now + QUIET_S
             self._count, self._since = 0, now
 
     def busy(self, now: float) -> bool:
         return now < self.busy_until
+
+    def busy_for(self, now: float) -> float:
+        """How long this busy stretch has lasted (0 when not busy)."""
+        return now - self.busy_since if self.busy(now) else 0.0
 
 
 class _Live:
@@ -196,7 +203,6 @@ class CallAutomation:
     __slots__ = (
         "_accounts",
         "_clock",
-        "_held_since",
         "_indexes",
         "_live",
         "_metrics",
@@ -230,7 +236,6 @@ class CallAutomation:
         self._missed_since: float | None = None  # events since then were not told (Unix s)
         self._taken_over: set[uuid.UUID] = set()  # marks of stopped runs this one replans
         self._traffic = Traffic(time.monotonic())
-        self._held_since: float | None = None  # the CRM work held back since (monotonic)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -275,14 +280,10 @@ class CallAutomation:
 
     def holding_back(self) -> bool:
         """Whether the outbox's worker claims nothing new now: while calls come fast, up to
-        ``DEFER_MOST_S`` at a stretch (then it works, busy or not, until they slow)."""
-        now = time.monotonic()
-        if not self._traffic.busy(now):
-            self._held_since = None
-            return False
-        if self._held_since is None:
-            self._held_since = now
-        return now - self._held_since < DEFER_MOST_S
+        ``DEFER_MOST_S`` into a stretch of them (then it works, busy or not, until they
+        slow). Timed from the stretch's start, whenever the worker asks."""
+        busy_for = self._traffic.busy_for(time.monotonic())
+        return 0.0 < busy_for < DEFER_MOST_S
 
     async def run(self) -> None:
         """Plan what is queued, sweep the silent calls; first, take up what a previous run

@@ -188,14 +188,28 @@ def test_planning_waits_while_busy_but_not_past_the_oldest_calls_longest_wait() 
 def test_the_crm_work_is_held_back_while_busy_but_not_past_the_longest_wait() -> None:
     automation = _engine(now=5000.0)
     assert not automation.holding_back()  # calls come slowly
-    automation._traffic.busy_until = time.monotonic() + 60.0
+    traffic, now = automation._traffic, time.monotonic()
+    traffic.busy_since, traffic.busy_until = now, now + 60.0
     assert automation.holding_back()
-    automation._held_since = time.monotonic() - DEFER_MOST_S  # held back long enough
+    traffic.busy_since = now - DEFER_MOST_S  # busy long enough
     assert not automation.holding_back()
-    automation._traffic.busy_until = 0.0
+    traffic.busy_until = 0.0
     assert not automation.holding_back()
-    automation._traffic.busy_until = time.monotonic() + 60.0
+    traffic.busy_since, traffic.busy_until = now, now + 60.0
     assert automation.holding_back()  # a new stretch of fast calls: held back afresh
+
+
+def test_a_busy_stretch_is_timed_from_its_start_not_from_when_it_was_first_asked() -> None:
+    traffic = Traffic(now=0.0)
+    end = _events(traffic, BUSY_EVENTS_PER_S * 2, start=0.0, seconds=DEFER_MOST_S + 5.0)
+    # nobody asked during the stretch (a replica that took the outbox's lock only now):
+    # it has lasted past the bound all the same
+    assert traffic.busy(end)
+    assert traffic.busy_for(end) >= DEFER_MOST_S
+    later = _events(traffic, BUSY_EVENTS_PER_S * 0.5, start=end + QUIET_S + 1, seconds=2.0)
+    assert traffic.busy_for(later) == 0.0  # the stretch ended
+    again = _events(traffic, BUSY_EVENTS_PER_S * 2, start=later, seconds=2.0)
+    assert 0.0 < traffic.busy_for(again) <= 2.5  # a new one, timed afresh
 
 
 def test_queued_calls_keep_their_order_and_their_first_time() -> None:
