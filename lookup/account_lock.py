@@ -48,7 +48,11 @@ async def supervise(job: str, wanted: Callable[[], Iterable[int]],
             await asyncio.sleep(every)
     finally:
         for task in tasks.values():
-            await _stop(task)
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks.values())
+            for task in tasks.values():
+                _reap(task)
 
 
 async def while_locked(dsn: str, job: str, lock_class: int, account_id: int,
@@ -78,10 +82,15 @@ async def while_locked(dsn: str, job: str, lock_class: int, account_id: int,
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
-    if task.done():  # a failed loop was logged when it was restarted, or is about to be
-        if not task.cancelled():
-            task.exception()
-        return
+    """Cancel one account's loop and wait for its end. ``asyncio.wait``, not ``await
+    task`` under ``suppress``: a cancel of the caller (shutdown) meanwhile is not
+    mistaken for the loop's and swallowed."""
     task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait({task})
+    _reap(task)
+
+
+def _reap(task: asyncio.Task[None]) -> None:
+    """Retrieve an ended loop's outcome (no "exception never retrieved" at exit)."""
+    if not task.cancelled() and (failure := task.exception()) is not None:
+        logger.debug("an account's loop had failed", exc_info=failure)

@@ -58,3 +58,24 @@ async def test_supervise_restarts_a_failed_loop_and_stops_an_unwanted_one() -> N
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+async def test_a_shutdown_while_an_unwanted_loop_is_stopping_is_not_swallowed() -> None:
+    wanted = {1}
+    stopping = asyncio.Event()
+
+    async def loop(_account_id: int) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:  # a loop's own clean-up (closing its CRM client, its lock's connection)
+            stopping.set()
+            await asyncio.shield(asyncio.sleep(0.3))
+
+    task = asyncio.create_task(supervise("job", lambda: wanted, loop, every=0.02))
+    await asyncio.sleep(0.1)
+    wanted.clear()  # the account goes: supervise waits for its loop to end
+    await asyncio.wait_for(stopping.wait(), 2)
+    task.cancel()  # and the service stops meanwhile
+    done, _ = await asyncio.wait({task}, timeout=3)
+    assert done == {task}, "supervise went on after it was cancelled"
+    assert task.cancelled()
