@@ -57,7 +57,7 @@ async def add_command(config: Config, args: argparse.Namespace) -> int:
         except AccountExists as exc:
             print(f"mango-router: {exc}", file=sys.stderr)
             return 1
-        except ValueError as exc:  # a name that is not letters, digits, - and _
+        except ValueError as exc:  # a name or a URL that will not do
             print(f"mango-router: {exc}", file=sys.stderr)
             return 2
     print(f"account {args.name} added; its admin token (shown once):\n{token}")

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -25,6 +26,7 @@ __all__ = [
     "account_size",
     "add_account",
     "check_name",
+    "check_url",
     "checked_update",
     "fetch_accounts",
     "hash_token",
@@ -129,9 +131,13 @@ async def add_account(
 ) -> str:
     """Create an account; return its admin token (shown once, stored hashed).
 
-    ``ValueError`` for a name that is not letters, digits, ``-`` and ``_``.
+    ``ValueError`` for a name that is not letters, digits, ``-`` and ``_``, or a PBX or
+    Megaplan URL that is not http(s) (stored, it would stop the CRM's jobs later).
     """
     check_name(name)
+    check_url("the MANGO OFFICE API URL", mango_api_url)
+    if megaplan[0] is not None:
+        check_url("the Megaplan URL", megaplan[0])
     token = secrets.token_urlsafe(32)
     try:
         await con.execute(
@@ -160,6 +166,13 @@ def check_name(name: str) -> None:
     """Account names go into URLs, logs and metric labels: letters, digits, - and _."""
     if not NAME_RE.fullmatch(name):
         raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
+
+
+def check_url(what: str, url: str) -> None:
+    """An http(s) URL with a host, as the PBX and CRM clients need."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{what} must be an http(s) URL, not {url!r}")
 
 
 async def new_token(con: Conn, name: str) -> str | None:

@@ -17,6 +17,7 @@ dropped only after a complete full pass.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -94,11 +95,23 @@ class FullPass:
 
 
 def megaplan_credentials(account: Account) -> MegaplanCredentials | None:
+    """The account's CRM login; None without one, or with a URL that is not http(s)
+    (stored before ``account add`` checked it: an ERROR once, and no CRM work)."""
     if not (account.megaplan_url and account.megaplan_username and account.megaplan_password):
         return None
-    return MegaplanCredentials(base_url=account.megaplan_url,
-                               username=account.megaplan_username,
-                               password=account.megaplan_password)
+    try:
+        return MegaplanCredentials(base_url=account.megaplan_url,
+                                   username=account.megaplan_username,
+                                   password=account.megaplan_password)
+    except ValueError as exc:
+        _refuse_url(account.name, account.megaplan_url, str(exc))
+        return None
+
+
+@functools.cache
+def _refuse_url(account: str, url: str, why: str) -> None:
+    logger.error("the account's Megaplan URL will not do; no CRM work for it",
+                 extra={"account": account, "url": url, "error": why})
 
 
 def crm_observer(account_id: int, health: CrmHealth | None) -> CrmObserver | None:

@@ -129,6 +129,21 @@ async def test_an_account_name_is_letters_digits_dashes_and_underscores(
     assert "letters, digits" in err
 
 
+@pytest.mark.parametrize(("flag", "url"), [("--megaplan-url", "crm.example.com"),
+                                            ("--megaplan-url", "ftp://crm.example.com"),
+                                            ("--mango-url", "app.mango-office.ru/vpbx")])
+async def test_an_account_whose_url_is_not_http_is_refused_and_not_stored(
+    dsn: str, flag: str, url: str,
+) -> None:
+    code, _, err = await run_cli("account", "add", "acme", "--mango-key", "k2",
+                                 "--mango-salt", "s2", flag, url, "--megaplan-user", "u",
+                                 "--megaplan-password", "p", dsn=dsn)
+    assert code == 2
+    assert "must be an http(s) URL" in err
+    _, listed, _ = await run_cli("account", "list", dsn=dsn)
+    assert [line.split("\t")[0] for line in listed.splitlines()] == ["default"]
+
+
 async def test_a_new_token_replaces_the_old_one(dsn: str) -> None:
     _, out, _ = await run_cli("account", "add", "acme", "--mango-key", "k2",
                               "--mango-salt", "s2", dsn=dsn)

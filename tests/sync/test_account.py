@@ -19,9 +19,10 @@ from emulators.pbx import PbxState
 from emulators.pbx_users import users_for
 from lookup.accounts import Account, fetch_accounts, upsert_default_account
 from lookup.phones import phone_key
+from lookup.settings import Settings
 from lookup.sql_lookup import decide_sql
 from mango.client import open_pbx_client
-from sync.account import AccountSync, SyncOptions
+from sync.account import AccountSync, SyncOptions, megaplan_credentials
 from sync.store import read_state, status_json
 from tests.conftest import PASSWORD
 
@@ -278,3 +279,22 @@ def test_a_full_pass_is_due_for_an_empty_or_unsynced_copy_and_after_each_night()
     next_night = datetime(2025, 3, 11, 0, 1, tzinfo=UTC)  # 03:01 in Moscow
     assert full_due(synced, False, next_night, msk, started)
     assert not full_due(synced, False, datetime(2025, 3, 10, 23, 59, tzinfo=UTC), msk, started)
+
+
+def test_an_account_stored_with_a_crm_url_that_is_not_http_has_no_crm_and_one_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    account = Account(id=7, name="old", mango_api_key="k", mango_api_salt="s",
+                      mango_api_url="https://app.mango-office.ru/vpbx/",
+                      megaplan_url="crm.example.com", megaplan_username="u",
+                      megaplan_password="p", token_hash=None, settings=Settings())
+    # stored before `account add` checked URLs: the CRM's jobs must not fail on it
+    assert megaplan_credentials(account) is None
+    assert megaplan_credentials(account) is None
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "Megaplan URL" in errors[0].getMessage()
+    ok = dataclasses.replace(account, megaplan_url="https://crm.example.com/")
+    credentials = megaplan_credentials(ok)
+    assert credentials is not None
+    assert credentials.base_url == "https://crm.example.com"
