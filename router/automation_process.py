@@ -263,7 +263,14 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                            asyncio.create_task(worker.run(), name="outbox"),
                            asyncio.create_task(health.run(), name="health-notes"),
                            asyncio.create_task(_report(writer, registry), name="metrics")]
-            await reading
+            # each runs until cancelled: one that ends is a bug, and a child that goes on
+            # without its planner or its worker would do so silently; the serving
+            # process starts a new one (and its start plans the recent calls again)
+            await asyncio.wait({reading, *background}, return_when=asyncio.FIRST_COMPLETED)
+            for job in background:
+                if job.done():
+                    raise RuntimeError(f"the automation's {job.get_name()} task ended") \
+                        from (None if job.cancelled() else job.exception())
         else:  # closed while loading: what was told is planned if the load ends soon
             with suppress(TimeoutError):
                 await asyncio.wait_for(ready, _DRAIN)

@@ -4,13 +4,16 @@ shows its metrics, restarts it when it dies and ends it on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
+from automation.engine import CallAutomation
 from cache.index import IndexRegistry
 from router import automation_process
 from router.automation_process import NICE, SESSIONS_NAME, AutomationProcess
@@ -221,3 +224,23 @@ def test_automation_mode_is_process_by_default_and_a_bad_one_is_refused() -> Non
     with pytest.raises(ConfigError, match="ROUTER_AUTOMATION"):
         make_config("postgresql://x/y", ROUTER_AUTOMATION="thread")
 
+
+
+async def test_a_child_whose_planner_ends_exits_so_that_it_is_started_again(
+    dsn: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def ends_at_once(_self: CallAutomation) -> None:  # a bug, say
+        return None
+
+    monkeypatch.setattr(CallAutomation, "run", ends_at_once)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    ours, theirs = socket.socketpair()
+    try:  # the serving process's end stays open: only the ended task can end the child
+        with pytest.raises(RuntimeError, match="automation task ended"):
+            await asyncio.wait_for(
+                automation_process.run_child(theirs, dsn=dsn, rate=3.0), 30)
+    finally:
+        ours.close()
+        theirs.close()
+        for s, handler in handlers.items():  # run_child ignores them, as a child should
+            signal.signal(s, handler)
