@@ -34,6 +34,7 @@ from lookup.outbox import (
     claim_due,
     complete,
     fail,
+    give_back,
     outbox_depth,
     release_leases,
     retry_later,
@@ -56,6 +57,11 @@ _LEASE_S = 600.0  # a claimed action comes back after this if its worker vanishe
 # A new holder of the lock takes back claims at least this old: a worker that lost its
 # lock has given up its requests by then (their timeout, the rate limiter's queue).
 _LEASE_HELD_S = 120.0
+# A stopping worker gives back what it had not finished (waiting at most _GIVE_BACK_WAIT),
+# due again after _GIVE_BACK_AFTER_S: an aborted request the CRM still acts on has landed
+# by then, and is found by the check before a create, as after a timeout's backoff.
+_GIVE_BACK_WAIT = 2.0
+_GIVE_BACK_AFTER_S = 5.0
 _LOCK_CHECK_S = 5.0
 _BACKOFF_BASE_S = 1.0
 _BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
@@ -140,6 +146,7 @@ class OutboxWorker:
         # rate cap is used to the end of a claim (waiting for a whole claim to finish
         # left the CRM idle for a round trip each time: 5 % of the rate at 150 ms).
         queued: set[asyncio.Task[None]] = set()
+        claimed: dict[asyncio.Task[None], int] = {}  # each one's action, to give back
         failures: list[BaseException] = []  # an outcome that could not be recorded
         most, refill = self._concurrency * 4, self._concurrency * 2
         clock = asyncio.get_running_loop().time
@@ -147,6 +154,8 @@ class OutboxWorker:
 
         def finished(task: asyncio.Task[None]) -> None:
             queued.discard(task)
+            if not task.cancelled():
+                claimed.pop(task, None)
             if not task.cancelled() and (failure := task.exception()) is not None:
                 failures.append(failure)
 
@@ -179,6 +188,7 @@ class OutboxWorker:
                         for row in rows:
                             task = asyncio.create_task(self._one(applier, row, limit))
                             queued.add(task)
+                            claimed[task] = row.id
                             task.add_done_callback(finished)
                         # nothing more is due: look again when one finishes (its dependents
                         # may be due then), something is planned, or a moment has passed
@@ -194,6 +204,18 @@ class OutboxWorker:
                 for task in queued:
                     task.cancel()
                 await asyncio.gather(*queued, return_exceptions=True)
+                if claimed:  # due again now, not when their leases run out (10 minutes)
+                    await self._give_back(list(claimed.values()))
+
+    async def _give_back(self, action_ids: list[int]) -> None:
+        try:
+            async with asyncio.timeout(_GIVE_BACK_WAIT):
+                async with self._pool.acquire() as con:
+                    await give_back(con, action_ids, after_s=_GIVE_BACK_AFTER_S)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # their leases run out instead (or a new holder's start gives them back)
+            logger.warning("outbox: could not give back unfinished claims",
+                           extra={"actions": len(action_ids), "error": repr(exc)})
 
     async def _one(self, applier: ActionApplier, row: ActionRow,
                    limit: asyncio.Semaphore) -> None:

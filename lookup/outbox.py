@@ -28,6 +28,7 @@ __all__ = [
     "complete",
     "entries_creating_clients",
     "fail",
+    "give_back",
     "lock_number",
     "new_number_action",
     "number_created",
@@ -203,6 +204,16 @@ async def release_leases(con: Conn, account_id: int, *, older_than_s: float) -> 
         """UPDATE crm_actions SET due_at = now(), leased_at = NULL
            WHERE account_id = $1 AND state = 'pending'
              AND leased_at < now() - $2 * interval '1 second'""", account_id, older_than_s)
+
+
+async def give_back(con: Conn | asyncpg.Pool, action_ids: Sequence[int], *, after_s: float
+                    ) -> None:
+    """Claims a stopping worker did not finish are due again ``after_s`` from now, not
+    when their leases run out (a claimed create is checked for before it is made again,
+    as after any claim)."""
+    await con.execute(
+        """UPDATE crm_actions SET due_at = now() + $2 * interval '1 second', leased_at = NULL
+           WHERE id = ANY($1::bigint[]) AND state = 'pending'""", list(action_ids), after_s)
 
 
 async def complete(con: Conn, action_id: int, *, crm_id: str | None,

@@ -114,3 +114,35 @@ async def test_a_held_back_worker_claims_nothing_until_it_may(
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_stopping_worker_gives_back_what_it_had_not_finished(
+    outbox: Outbox, dsn: str,
+) -> None:
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("warm")])
+        await _until_done(outbox, "warm", within=15)  # the worker has its token
+        outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 30.0
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("stalled")])
+
+        async def claimed() -> bool:
+            async with outbox.pool.acquire() as con:
+                return bool(await con.fetchval(
+                    "SELECT leased_at IS NOT NULL FROM crm_actions WHERE entry_id = 'stalled'"))
+
+        await eventually(claimed, within=10)
+    finally:
+        running.cancel()  # the service stops while the CRM sits on the request
+        await asyncio.gather(running, return_exceptions=True)
+    async with outbox.pool.acquire() as con:
+        row = await con.fetchrow(
+            """SELECT state, leased_at, extract(epoch FROM due_at - now()) AS due_in
+               FROM crm_actions WHERE entry_id = 'stalled'""")
+    assert row is not None
+    assert row["state"] == "pending"
+    assert row["leased_at"] is None
+    assert row["due_in"] < 10  # not the lease's 10 minutes: the next worker takes it soon
