@@ -58,8 +58,9 @@ _LEASE_S = 600.0  # a claimed action comes back after this if its worker vanishe
 # lock has given up its requests by then (their timeout, the rate limiter's queue).
 _LEASE_HELD_S = 120.0
 # A stopping worker gives back what it had not finished (waiting at most _GIVE_BACK_WAIT),
-# due again after _GIVE_BACK_AFTER_S: an aborted request the CRM still acts on has landed
-# by then, and is found by the check before a create, as after a timeout's backoff.
+# due again after its request timeout and _GIVE_BACK_AFTER_S more: a request cut short
+# that the CRM still acts on has landed by then (as after a timeout, whose retry comes
+# later still), and the check before a create finds it.
 _GIVE_BACK_WAIT = 2.0
 _GIVE_BACK_AFTER_S = 5.0
 _LOCK_CHECK_S = 5.0
@@ -146,7 +147,8 @@ class OutboxWorker:
         # rate cap is used to the end of a claim (waiting for a whole claim to finish
         # left the CRM idle for a round trip each time: 5 % of the rate at 150 ms).
         queued: set[asyncio.Task[None]] = set()
-        claimed: dict[asyncio.Task[None], int] = {}  # each one's action, to give back
+        # each one's action and its attempts, to give back if it is cut short
+        claimed: dict[asyncio.Task[None], tuple[int, int]] = {}
         failures: list[BaseException] = []  # an outcome that could not be recorded
         most, refill = self._concurrency * 4, self._concurrency * 2
         clock = asyncio.get_running_loop().time
@@ -188,7 +190,7 @@ class OutboxWorker:
                         for row in rows:
                             task = asyncio.create_task(self._one(applier, row, limit))
                             queued.add(task)
-                            claimed[task] = row.id
+                            claimed[task] = (row.id, row.attempts)
                             task.add_done_callback(finished)
                         # nothing more is due: look again when one finishes (its dependents
                         # may be due then), something is planned, or a moment has passed
@@ -207,15 +209,16 @@ class OutboxWorker:
                 if claimed:  # due again now, not when their leases run out (10 minutes)
                     await self._give_back(list(claimed.values()))
 
-    async def _give_back(self, action_ids: list[int]) -> None:
+    async def _give_back(self, claims: list[tuple[int, int]]) -> None:
         try:
             async with asyncio.timeout(_GIVE_BACK_WAIT):
                 async with self._pool.acquire() as con:
-                    await give_back(con, action_ids, after_s=_GIVE_BACK_AFTER_S)
+                    await give_back(con, claims,
+                                    after_s=self._request_timeout + _GIVE_BACK_AFTER_S)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # their leases run out instead (or a new holder's start gives them back)
             logger.warning("outbox: could not give back unfinished claims",
-                           extra={"actions": len(action_ids), "error": repr(exc)})
+                           extra={"actions": len(claims), "error": repr(exc)})
 
     async def _one(self, applier: ActionApplier, row: ActionRow,
                    limit: asyncio.Semaphore) -> None:

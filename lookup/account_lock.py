@@ -42,13 +42,15 @@ async def supervise(job: str, wanted: Callable[[], Iterable[int]],
                     tasks[account_id] = asyncio.create_task(loop(account_id),
                                                             name=f"{job}-{account_id}")
             for account_id in set(tasks) - want:
-                await _stop(tasks.pop(account_id))
+                await _stop(tasks[account_id])  # still known here if we are cancelled
+                del tasks[account_id]
                 if stopped is not None:
                     stopped(account_id)
             await asyncio.sleep(every)
     finally:
         for task in tasks.values():
-            task.cancel()
+            if not task.cancelling():  # one being stopped is left to its clean-up
+                task.cancel()
         if tasks:
             await asyncio.wait(tasks.values())
             for task in tasks.values():
@@ -73,6 +75,9 @@ async def while_locked(dsn: str, job: str, lock_class: int, account_id: int,
                 await work(con)
                 return
         except _DATABASE_ERRORS as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # a clean-up's error while
+                raise asyncio.CancelledError from exc  # being cancelled: the cancel wins
             logger.warning("%s: lost the database; will retry", job,
                            extra={"account_id": account_id, "error": repr(exc)})
         finally:

@@ -170,8 +170,8 @@ def check_name(name: str) -> None:
 
 def check_url(what: str, url: str) -> None:
     """An http(s) URL with a host, as the PBX and CRM clients need."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    # the clients' own test (a scheme in capitals, or a space before it, would not do)
+    if not url.startswith(("http://", "https://")) or not urlsplit(url).netloc:
         raise ValueError(f"{what} must be an http(s) URL, not {url!r}")
 
 

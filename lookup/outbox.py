@@ -206,14 +206,18 @@ async def release_leases(con: Conn, account_id: int, *, older_than_s: float) -> 
              AND leased_at < now() - $2 * interval '1 second'""", account_id, older_than_s)
 
 
-async def give_back(con: Conn | asyncpg.Pool, action_ids: Sequence[int], *, after_s: float
-                    ) -> None:
-    """Claims a stopping worker did not finish are due again ``after_s`` from now, not
-    when their leases run out (a claimed create is checked for before it is made again,
-    as after any claim)."""
+async def give_back(con: Conn | asyncpg.Pool, claims: Sequence[tuple[int, int]], *,
+                    after_s: float) -> None:
+    """Claims (action id, its attempts when claimed) a stopping worker did not finish
+    are due again ``after_s`` from now, not when their leases run out; one claimed again
+    since, by another worker, is left to it. (A claimed create is checked for before it
+    is made again, as after any claim.)"""
     await con.execute(
-        """UPDATE crm_actions SET due_at = now() + $2 * interval '1 second', leased_at = NULL
-           WHERE id = ANY($1::bigint[]) AND state = 'pending'""", list(action_ids), after_s)
+        """UPDATE crm_actions a
+           SET due_at = now() + $3 * interval '1 second', leased_at = NULL
+           FROM unnest($1::bigint[], $2::int[]) AS t(id, attempts)
+           WHERE a.id = t.id AND a.attempts = t.attempts AND a.state = 'pending'""",
+        [c[0] for c in claims], [c[1] for c in claims], after_s)
 
 
 async def complete(con: Conn, action_id: int, *, crm_id: str | None,

@@ -131,6 +131,7 @@ async def test_an_account_name_is_letters_digits_dashes_and_underscores(
 
 @pytest.mark.parametrize(("flag", "url"), [("--megaplan-url", "crm.example.com"),
                                             ("--megaplan-url", "ftp://crm.example.com"),
+                                            ("--megaplan-url", "HTTPS://crm.example.com"),
                                             ("--mango-url", "app.mango-office.ru/vpbx")])
 async def test_an_account_whose_url_is_not_http_is_refused_and_not_stored(
     dsn: str, flag: str, url: str,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncpg
 
 from lookup.accounts import upsert_default_account
-from lookup.outbox import NewAction, claim_due, complete, plan, release_leases, retry_later
+from lookup.outbox import (
+    NewAction,
+    claim_due,
+    complete,
+    give_back,
+    plan,
+    release_leases,
+    retry_later,
+)
 
 
 async def _account(db: asyncpg.Connection) -> int:
@@ -47,6 +55,22 @@ async def test_a_create_claimed_again_is_uncertain_whatever_became_of_its_worker
     again = {r.action: r for r in await claim_due(db, account, limit=10, lease_s=600)}
     assert again["create_client"].uncertain  # it may have landed: look before creating
     assert not again["record_call"].uncertain  # safe to repeat anyway
+
+
+async def test_a_stopping_worker_gives_back_only_claims_nobody_took_since(
+    db: asyncpg.Connection,
+) -> None:
+    account = await _account(db)
+    for entry in ("mine", "taken"):
+        await plan(db, account, NewAction(entry_id=entry, action="create_deal", payload={}))
+    claimed = {r.entry_id: r for r in await claim_due(db, account, limit=10, lease_s=600)}
+    # another worker (its lock lost by this one) took "taken" back and claimed it again
+    await db.execute("UPDATE crm_actions SET due_at = now() WHERE entry_id = 'taken'")
+    again = await claim_due(db, account, limit=10, lease_s=600)
+    assert [r.entry_id for r in again] == ["taken"]
+    await give_back(db, [(r.id, r.attempts) for r in claimed.values()], after_s=0)
+    # "mine" is due again; "taken" stays with the worker that has it now
+    assert [r.entry_id for r in await claim_due(db, account, limit=10, lease_s=600)] == ["mine"]
 
 
 async def test_a_backoff_is_kept_when_a_new_worker_takes_over(db: asyncpg.Connection) -> None:
