@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from lookup.accounts import check_url
+
 __all__ = ["DEFAULT_MANGO_API_URL", "AutomationMode", "Config", "ConfigError", "LookupMode",
            "load_config"]
 
@@ -184,7 +186,8 @@ class _Env:
         raw = self.text(name)
         if raw is None:
             return None
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(name, f"must be an http(s) URL, not {raw!r}")
+        try:
+            check_url(name, raw)  # as `account add` checks an account's URLs
+        except ValueError:
+            raise ConfigError(name, f"must be an http(s) URL, not {raw!r}") from None
         return raw
