@@ -156,9 +156,10 @@ class OutboxWorker:
 
         def finished(task: asyncio.Task[None]) -> None:
             queued.discard(task)
-            if not task.cancelled():
-                claimed.pop(task, None)
-            if not task.cancelled() and (failure := task.exception()) is not None:
+            if task.cancelled():
+                return  # cut short: its claim is given back
+            claimed.pop(task, None)
+            if (failure := task.exception()) is not None:
                 failures.append(failure)
 
         async with MegaplanClient(credentials, rate_per_second=self._rate,
