@@ -212,6 +212,53 @@ def test_a_busy_stretch_is_timed_from_its_start_not_from_when_it_was_first_asked
     assert 0.0 < traffic.busy_for(again) <= 2.5  # a new one, timed afresh
 
 
+async def test_while_planning_waits_the_housekeeping_keeps_the_calls_and_the_last_mark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved: list[float] = []
+
+    async def save_mark(_pool: object, _owner: object, planned_before: datetime) -> None:
+        saved.append(planned_before.timestamp())
+
+    journal: list[tuple[int, str, float]] = []  # the calls a take-over reads
+
+    async def stale_marks(_pool: object, *, quiet_s: float) -> list[object]:
+        return []
+
+    async def recent_entries(*_args: object, **_kwargs: object) -> list[tuple[int, str, float]]:
+        return journal
+
+    monkeypatch.setattr(engine, "save_mark", save_mark)
+    monkeypatch.setattr(engine, "stale_marks", stale_marks)
+    monkeypatch.setattr(engine, "recent_entries", recent_entries)
+    automation = _engine(now=5000.0)
+    now = time.monotonic()
+    automation.seen(1, "ended-call", plan_now=False, at=6000.0)
+    automation._ended(1, ["ended-call"])
+    automation._live[(1, "ended-call")].last_seen = now - engine.GRACE_S - 1  # forgettable
+    automation.seen(1, "queued-call", plan_now=True, at=6100.0)
+    automation._traffic.busy_until = now + 60.0  # calls come fast: planning waits
+    await automation._housekeep()
+    assert len(automation) == 2  # nothing forgotten meanwhile
+    assert saved == [6100.0 - 60]
+    automation._queue.clear()
+    automation._ended(1, ["queued-call"])
+    automation.seen(1, "later-call", plan_now=False, at=6500.0)
+    await automation._housekeep()
+    assert saved[-1] == 6100.0 - 60  # the last one reckoned: older than the true one
+    journal.append((1, "dropped-call", 5500.0))
+    automation.missed(5500.0)  # the serving process dropped its events: taken up from
+    await automation._housekeep()  # the journal, it moves the mark back at once
+    assert saved[-1] == 5500.0 - 60
+    automation._queue.clear()
+    automation._ended(1, ["dropped-call"])
+    automation._traffic.busy_until = 0.0  # calls slowed down
+    await automation._housekeep()
+    assert (1, "ended-call") not in automation._live  # idle past the grace: forgotten
+    assert len(automation) == 3
+    assert saved[-1] == 6500.0 - 60
+
+
 def test_queued_calls_keep_their_order_and_their_first_time() -> None:
     automation = _engine(now=5000.0)
     for i in range(3):
