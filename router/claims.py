@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from contextlib import suppress
@@ -76,9 +77,13 @@ def _owed(ask: _Ask) -> bool:
     return ask[2] is None
 
 
+_LATE_TOLD_S = 10.0  # one warning at most this often: a slow database must not flood the log
+
+
 class Claims:
-    __slots__ = ("_ended", "_local", "_owed", "_pending", "_pool", "_settled", "_task",
-                 "_urgent", "_wake", "_within", "held", "lease_until", "solo")
+    __slots__ = ("_ended", "_late", "_late_told", "_local", "_owed", "_pending", "_pool",
+                 "_settled", "_task", "_urgent", "_wake", "_within", "held", "lease_until",
+                 "solo")
 
     def __init__(self, pool: asyncpg.Pool, *, within_ms: int) -> None:
         self._pool = pool
@@ -98,6 +103,8 @@ class Claims:
         self.held = False
         self.lease_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._late = 0  # claims not answered in time since the last warning
+        self._late_told = -math.inf  # when that warning was logged (monotonic)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="route-claims")
@@ -176,8 +183,7 @@ class Claims:
         finally:
             timer.cancel()
         if won is None:
-            logger.warning("route claim not answered in time; routing from memory",
-                           extra={"within_ms": self._within * 1000})
+            self._tell_late()
             return None
         if not won:
             return "claimed_elsewhere"
@@ -190,6 +196,16 @@ class Claims:
 
     def _leased(self) -> bool:
         return time.monotonic() < self.lease_until
+
+    def _tell_late(self) -> None:
+        """A claim not answered within ``ROUTER_CLAIM_TIMEOUT_MS``: the first is logged at
+        once, then one warning every ``_LATE_TOLD_S`` with how many there were."""
+        self._late += 1
+        now = time.monotonic()
+        if now - self._late_told >= _LATE_TOLD_S:
+            logger.warning("route claims not answered in time; routing from memory",
+                           extra={"within_ms": self._within * 1000, "claims": self._late})
+            self._late, self._late_told = 0, now
 
     async def _unclaim(self, account_id: int, entry_id: str) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -208,6 +209,27 @@ async def test_claims_answer_route_or_why_not(claims: Claims, db: asyncpg.Connec
     async with db.transaction():  # the database does not answer: route from memory
         await db.execute("LOCK TABLE route_claims IN ACCESS EXCLUSIVE MODE")
         assert await claims.claim_shared(account_id, "e3") is None
+
+
+async def test_claims_not_answered_in_time_are_warned_of_once_a_while_not_once_each(
+    claims: Claims, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account_id = await db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    claims.held, claims.lease_until = True, math.inf
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "router.claims"]
+
+    async with db.transaction():  # the database does not answer
+        await db.execute("LOCK TABLE route_claims IN ACCESS EXCLUSIVE MODE")
+        for i in range(3):
+            assert await claims.claim_shared(account_id, f"late-{i}") is None
+        assert [getattr(r, "claims", None) for r in warnings()] == [1]  # the first at once
+        monkeypatch.setattr("router.claims._LATE_TOLD_S", 0.0)  # the while has passed
+        assert await claims.claim_shared(account_id, "late-3") is None
+    assert [getattr(r, "claims", None) for r in warnings()] == [1, 3]  # with the count
 
 
 async def test_solo_claims_are_not_waited_for_and_a_flush_writes_them_all(
