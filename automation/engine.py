@@ -208,11 +208,13 @@ class CallAutomation:
         "_marked",
         "_metrics",
         "_missed_since",
+        "_missed_told",
         "_newest_at",
         "_owner",
         "_pool",
         "_queue",
         "_silence",
+        "_swept_at",
         "_taken_over",
         "_traffic",
         "_wake",
@@ -235,6 +237,8 @@ class CallAutomation:
         self._owner = uuid.uuid4()  # this run's mark
         self._newest_at = clock()  # the latest event's arrival (what came before, at start)
         self._missed_since: float | None = None  # events since then were not told (Unix s)
+        self._missed_told = 0  # how many times missed() was called
+        self._swept_at = time.monotonic()  # the last walk over the calls remembered
         self._taken_over: set[uuid.UUID] = set()  # marks of stopped runs this one replans
         self._marked: float | None = None  # the mark last reckoned (None: reckon it anew)
         self._traffic = Traffic(time.monotonic())
@@ -266,6 +270,7 @@ class CallAutomation:
         process dropped them): their calls are planned again from the journal."""
         self._missed_since = since if self._missed_since is None else min(
             self._missed_since, since)
+        self._missed_told += 1
         self._marked = None  # older now
         self._wake.set()
 
@@ -339,20 +344,24 @@ class CallAutomation:
         """Every ``_SWEEP_S``: forget the ended calls, queue the silent ones, take up what
         stopped runs left, write this run's mark.
 
-        While planning waits for calls to slow down, the walks over every call remembered
-        wait too: they would find mostly the queued calls, and at 1,000 calls/s (a
-        hundred thousand calls remembered) they took a fifth of a core in bursts, on the
-        cores routing runs on. The mark written meanwhile is the last one reckoned, older
-        than the true one, so it holds more calls, never fewer; what makes the mark older
-        (a take-over, events the serving process dropped) has it reckoned at once.
+        While calls wait in the queue for calls to slow down, the walks over every call
+        remembered wait too, up to ``DEFER_MOST_S``: they would step over the queued
+        calls, and at 1,000 calls/s (a hundred thousand of them) they took a fifth of a
+        core in bursts, on the cores routing runs on. The mark written meanwhile is the
+        last one reckoned, older than the true one, so it holds more calls, never fewer;
+        what makes the mark older (a take-over, events the serving process dropped) has
+        it reckoned at once.
         """
-        deferring = self.deferring(time.monotonic())
-        if not deferring:
+        now = time.monotonic()
+        waiting = (bool(self._queue) and self.deferring(now)
+                   and now - self._swept_at < DEFER_MOST_S)
+        if not waiting:
             self._sweep()
+            self._swept_at = now
         if self._metrics is not None:
             self._metrics.live_calls.set(len(self._live))
         await self._take_over(starting=False)
-        await self._save_mark(reckon=not deferring)
+        await self._save_mark(reckon=not waiting)
 
     async def _save_mark(self, *, reckon: bool = True) -> None:
         if reckon or self._marked is None:
@@ -374,7 +383,7 @@ class CallAutomation:
         try:
             stale = [m for m in await stale_marks(self._pool, quiet_s=_STALE_MARK_S)
                      if m[0] != self._owner]
-            missed = self._missed_since
+            missed, told = self._missed_since, self._missed_told
             if not stale and missed is None and not starting:
                 return
             marks = [at for _, at in stale]
@@ -391,7 +400,7 @@ class CallAutomation:
         except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
             return
-        if missed is not None and self._missed_since == missed:
+        if missed is not None and self._missed_told == told:  # none dropped since the read
             self._missed_since = None  # queued below: the mark holds them from now on
         self._taken_over.update(owner for owner, _ in stale)
         wall, mono = self._clock(), time.monotonic()
@@ -441,27 +450,29 @@ class CallAutomation:
         by_account: dict[int, list[str]] = {}
         for account_id, entry_id in taken:
             by_account.setdefault(account_id, []).append(entry_id)
-        for account_id, entries in by_account.items():
-            account = self._accounts.by_id(account_id)
-            if account is None or megaplan_credentials(account) is None:
-                self._ended(account_id, entries)  # no CRM: nothing to plan, ever
-                continue
-            try:
-                ended = await plan_entries(self._pool, account, entries, now=self._clock(),
-                                           silence=self._silence, indexes=self._indexes,
-                                           metrics=self._metrics)
-            except BaseException as exc:
-                # planned again later, first, as long queued as they were
-                again = {(account_id, e): taken[(account_id, e)] for e in entries}
-                self._queue = again | self._queue
-                if not isinstance(exc, Exception):
-                    raise
-                logger.warning("automation: cannot plan now; will retry",
-                               exc_info=not isinstance(exc, _DATABASE_ERRORS),
-                               extra={"account": account.name, "error": repr(exc)})
-                await asyncio.sleep(_RETRY_S)
-                continue
-            self._ended(account_id, ended)
+        left = dict(taken)  # not planned yet (an error, a cancel): queued again below
+        try:
+            for account_id, entries in by_account.items():
+                account = self._accounts.by_id(account_id)
+                ended: Iterable[str] = entries  # no CRM: nothing to plan, ever
+                if account is not None and megaplan_credentials(account) is not None:
+                    try:
+                        ended = await plan_entries(
+                            self._pool, account, entries, now=self._clock(),
+                            silence=self._silence, indexes=self._indexes,
+                            metrics=self._metrics)
+                    except Exception as exc:
+                        logger.warning("automation: cannot plan now; will retry",
+                                       exc_info=not isinstance(exc, _DATABASE_ERRORS),
+                                       extra={"account": account.name, "error": repr(exc)})
+                        await asyncio.sleep(_RETRY_S)
+                        continue
+                for entry_id in entries:
+                    del left[(account_id, entry_id)]
+                self._ended(account_id, ended)
+        finally:
+            if left:  # planned again later, first, as long queued as they were
+                self._queue = left | self._queue
 
     def _ended(self, account_id: int, entries: Iterable[str]) -> None:
         for entry_id in entries:

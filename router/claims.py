@@ -77,11 +77,31 @@ def _owed(ask: _Ask) -> bool:
     return ask[2] is None
 
 
-_LATE_TOLD_S = 10.0  # one warning at most this often: a slow database must not flood the log
+_TOLD_S = 10.0  # one warning of a kind at most this often: a slow database must not flood
+# the log with one a call
+
+
+class _Warning:
+    """A warning about claims, logged the first time at once, then at most once every
+    ``_TOLD_S`` with how many claims it was about since (``claims``)."""
+
+    __slots__ = ("_claims", "_message", "_told_at")
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+        self._claims = 0
+        self._told_at = -math.inf  # monotonic
+
+    def happened(self, claims: int, **extra: object) -> None:
+        self._claims += claims
+        now = time.monotonic()
+        if now - self._told_at >= _TOLD_S:
+            logger.warning(self._message, extra={**extra, "claims": self._claims})
+            self._claims, self._told_at = 0, now
 
 
 class Claims:
-    __slots__ = ("_ended", "_late", "_late_told", "_local", "_owed", "_pending", "_pool",
+    __slots__ = ("_ended", "_failed", "_late", "_local", "_owed", "_pending", "_pool",
                  "_settled", "_task", "_urgent", "_wake", "_within", "held", "lease_until",
                  "solo")
 
@@ -103,8 +123,8 @@ class Claims:
         self.held = False
         self.lease_until = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._late = 0  # claims not answered in time since the last warning
-        self._late_told = -math.inf  # when that warning was logged (monotonic)
+        self._late = _Warning("route claims not answered in time; routing from memory")
+        self._failed = _Warning("route claims failed; routing from memory")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="route-claims")
@@ -179,11 +199,11 @@ class Claims:
         try:
             won = await answer  # on a timeout the batch still runs to its end
         except TimeoutError:
-            won = None
+            self._late.happened(1, within_ms=self._within * 1000)
+            return None
         finally:
             timer.cancel()
-        if won is None:
-            self._tell_late()
+        if won is None:  # the statement failed (told by _claim)
             return None
         if not won:
             return "claimed_elsewhere"
@@ -196,16 +216,6 @@ class Claims:
 
     def _leased(self) -> bool:
         return time.monotonic() < self.lease_until
-
-    def _tell_late(self) -> None:
-        """A claim not answered within ``ROUTER_CLAIM_TIMEOUT_MS``: the first is logged at
-        once, then one warning every ``_LATE_TOLD_S`` with how many there were."""
-        self._late += 1
-        now = time.monotonic()
-        if now - self._late_told >= _LATE_TOLD_S:
-            logger.warning("route claims not answered in time; routing from memory",
-                           extra={"within_ms": self._within * 1000, "claims": self._late})
-            self._late, self._late_told = 0, now
 
     async def _unclaim(self, account_id: int, entry_id: str) -> None:
         try:
@@ -259,8 +269,7 @@ class Claims:
                 rows = await con.fetch(_CLAIM, [a[0] for a in batch], [a[1] for a in batch],
                                        timeout=_STATEMENT_WAIT)
         except Exception as exc:  # never let the claim writer die: log, answer, retry
-            logger.warning("route claims failed; routing from memory",
-                           extra={"error": repr(exc), "claims": len(batch)})
+            self._failed.happened(len(batch), error=repr(exc))
             owed = []
             for ask in batch:
                 if ask[2] is None:

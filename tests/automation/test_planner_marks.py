@@ -10,6 +10,7 @@ only the last 11 minutes), then drops those marks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from automation.engine import (
     Traffic,
 )
 from lookup.accounts import Account
+from lookup.settings import Settings
 from router.keys import AUTOMATION
 from tests.automation import calls
 from tests.automation.calls import EntryWriter
@@ -212,15 +214,14 @@ def test_a_busy_stretch_is_timed_from_its_start_not_from_when_it_was_first_asked
     assert 0.0 < traffic.busy_for(again) <= 2.5  # a new one, timed afresh
 
 
-async def test_while_planning_waits_the_housekeeping_keeps_the_calls_and_the_last_mark(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _offline(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], list[tuple[int, str, float]]]:
+    """The marks this run writes, and the calls a take-over reads, kept here (no database);
+    no stopped runs."""
     saved: list[float] = []
+    journal: list[tuple[int, str, float]] = []
 
     async def save_mark(_pool: object, _owner: object, planned_before: datetime) -> None:
         saved.append(planned_before.timestamp())
-
-    journal: list[tuple[int, str, float]] = []  # the calls a take-over reads
 
     async def stale_marks(_pool: object, *, quiet_s: float) -> list[object]:
         return []
@@ -231,6 +232,13 @@ async def test_while_planning_waits_the_housekeeping_keeps_the_calls_and_the_las
     monkeypatch.setattr(engine, "save_mark", save_mark)
     monkeypatch.setattr(engine, "stale_marks", stale_marks)
     monkeypatch.setattr(engine, "recent_entries", recent_entries)
+    return saved, journal
+
+
+async def test_while_calls_wait_to_be_planned_the_housekeeping_keeps_the_calls_and_the_mark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved, journal = _offline(monkeypatch)
     automation = _engine(now=5000.0)
     now = time.monotonic()
     automation.seen(1, "ended-call", plan_now=False, at=6000.0)
@@ -241,22 +249,70 @@ async def test_while_planning_waits_the_housekeeping_keeps_the_calls_and_the_las
     await automation._housekeep()
     assert len(automation) == 2  # nothing forgotten meanwhile
     assert saved == [6100.0 - 60]
-    automation._queue.clear()
+    automation.seen(1, "later-call", plan_now=True, at=6500.0)
+    automation._queue.pop((1, "queued-call"))  # planned: the true mark is later now
     automation._ended(1, ["queued-call"])
-    automation.seen(1, "later-call", plan_now=False, at=6500.0)
     await automation._housekeep()
     assert saved[-1] == 6100.0 - 60  # the last one reckoned: older than the true one
     journal.append((1, "dropped-call", 5500.0))
     automation.missed(5500.0)  # the serving process dropped its events: taken up from
-    await automation._housekeep()  # the journal, it moves the mark back at once
+    await automation._housekeep()  # the journal, they move the mark back at once
     assert saved[-1] == 5500.0 - 60
-    automation._queue.clear()
-    automation._ended(1, ["dropped-call"])
-    automation._traffic.busy_until = 0.0  # calls slowed down
+    assert (1, "ended-call") in automation._live
+    automation._swept_at -= DEFER_MOST_S  # the calls have waited as long as they may:
+    await automation._housekeep()  # walked all the same
+    assert (1, "ended-call") not in automation._live
+    automation._queue.clear()  # all planned, calls still come fast: nothing waits, so
+    automation._ended(1, ["later-call", "dropped-call"])  # the mark is reckoned again
     await automation._housekeep()
-    assert (1, "ended-call") not in automation._live  # idle past the grace: forgotten
-    assert len(automation) == 3
     assert saved[-1] == 6500.0 - 60
+
+
+async def test_events_dropped_while_a_take_over_reads_the_journal_are_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _offline(monkeypatch)
+    automation = _engine(now=5000.0)
+
+    async def recent_entries(*_args: object, **_kwargs: object) -> list[tuple[int, str, float]]:
+        automation.missed(5600.0)  # dropped meanwhile: maybe after the read's snapshot
+        return []
+
+    monkeypatch.setattr(engine, "recent_entries", recent_entries)
+    automation.missed(5500.0)
+    await automation._take_over(starting=False)
+    assert automation._missed_since == 5500.0  # the next take-over reads from there again
+
+
+class _CrmAccounts:
+    def by_id(self, account_id: int, /) -> Account | None:
+        return Account(id=account_id, name=f"a{account_id}", mango_api_key=f"k{account_id}",
+                       mango_api_salt="s", mango_api_url="http://pbx.test/",
+                       megaplan_url="http://crm.test/", megaplan_username="u",
+                       megaplan_password="p", token_hash=None, settings=Settings())
+
+
+async def test_a_batch_cut_short_leaves_every_accounts_calls_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planning = asyncio.Event()
+
+    async def plan_entries(*_args: object, **_kwargs: object) -> list[str]:
+        planning.set()
+        await asyncio.sleep(3600)
+        return []
+
+    monkeypatch.setattr(engine, "plan_entries", plan_entries)
+    automation = CallAutomation(cast(asyncpg.Pool, None), _CrmAccounts(), clock=lambda: 5000.0)
+    for account_id in (1, 2):
+        automation.seen(account_id, f"call-{account_id}", plan_now=True, at=5000.0)
+    batch = asyncio.create_task(automation._plan_queued())
+    await planning.wait()  # the first account's calls are being planned
+    batch.cancel()  # the service stops
+    with contextlib.suppress(asyncio.CancelledError):
+        await batch
+    assert list(automation._queue) == [(1, "call-1"), (2, "call-2")]  # the mark holds both
+    assert automation.mark() == 5000.0 - 60
 
 
 def test_queued_calls_keep_their_order_and_their_first_time() -> None:
