@@ -58,3 +58,27 @@ async def test_migrations_on_a_migrated_database_apply_nothing(dsn: str) -> None
         assert [r["name"] for r in rows] == _migration_files()
     finally:
         await con.close()
+
+
+async def test_analyze_keeps_no_statistics_of_the_payloads_but_of_the_other_columns(
+    db: asyncpg.Connection,
+) -> None:
+    account_id = await db.fetchval(
+        "INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url)"
+        " VALUES ('stats', 'k', 's', 'http://pbx.test/') RETURNING id")
+    await db.execute(
+        """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key)
+           SELECT $1, 'call', 'e' || i, jsonb_build_object('seq', i), md5(i::text)
+           FROM generate_series(1, 200) AS i""", account_id)
+    await db.execute(
+        """INSERT INTO crm_actions (account_id, entry_id, action, payload)
+           SELECT $1, 'e' || i, 'record_call', jsonb_build_object('seq', i)
+           FROM generate_series(1, 200) AS i""", account_id)
+    await db.execute("ANALYZE call_events, crm_actions")
+    rows = await db.fetch("SELECT tablename, attname FROM pg_stats"
+                          " WHERE tablename IN ('call_events', 'crm_actions')")
+    kept = {(r["tablename"], r["attname"]) for r in rows}
+    assert ("call_events", "entry_id") in kept
+    assert ("crm_actions", "entry_id") in kept
+    assert not kept & {("call_events", "payload"), ("call_events", "journal_key"),
+                       ("crm_actions", "payload")}
