@@ -60,7 +60,7 @@ async def test_migrations_on_a_migrated_database_apply_nothing(dsn: str) -> None
         await con.close()
 
 
-async def test_analyze_keeps_no_statistics_of_the_payloads_but_of_the_other_columns(
+async def test_analyze_keeps_statistics_only_of_what_queries_filter_on(
     db: asyncpg.Connection,
 ) -> None:
     account_id = await db.fetchval(
@@ -68,17 +68,29 @@ async def test_analyze_keeps_no_statistics_of_the_payloads_but_of_the_other_colu
         " VALUES ('stats', 'k', 's', 'http://pbx.test/') RETURNING id")
     await db.execute(
         """INSERT INTO call_events (account_id, kind, entry_id, payload, journal_key)
-           SELECT $1, 'call', 'e' || i, jsonb_build_object('seq', i), md5(i::text)
+           SELECT $1, 'summary', 'e' || i, jsonb_build_object('seq', i), md5(i::text)
            FROM generate_series(1, 200) AS i""", account_id)
+    await db.execute(
+        """INSERT INTO calls (account_id, entry_id, started_at, last_at, events, leg_number,
+                              legs)
+           SELECT $1, 'e' || i, now(), now(), 1, '7916' || i, ARRAY['c' || i]
+           FROM generate_series(1, 200) AS i
+           ON CONFLICT DO NOTHING""", account_id)
     await db.execute(
         """INSERT INTO crm_actions (account_id, entry_id, action, payload)
            SELECT $1, 'e' || i, 'record_call', jsonb_build_object('seq', i)
            FROM generate_series(1, 200) AS i""", account_id)
-    await db.execute("ANALYZE call_events, crm_actions")
+    await db.execute(
+        """INSERT INTO decisions (account_id, entry_id, call_id, number, outcome, latency_us)
+           SELECT $1, 'e' || i, 'c' || i, '7916' || i, 'routed', i
+           FROM generate_series(1, 200) AS i""", account_id)
+    tables = ["call_events", "crm_actions", "calls", "decisions"]
+    await db.execute(f"ANALYZE {', '.join(tables)}")
     rows = await db.fetch("SELECT tablename, attname FROM pg_stats"
-                          " WHERE tablename IN ('call_events', 'crm_actions')")
+                          " WHERE tablename = ANY($1::text[])", tables)
     kept = {(r["tablename"], r["attname"]) for r in rows}
-    assert ("call_events", "entry_id") in kept
-    assert ("crm_actions", "entry_id") in kept
+    assert {("call_events", "entry_id"), ("crm_actions", "entry_id"), ("calls", "started_at"),
+            ("calls", "number"), ("decisions", "entry_id")} <= kept
     assert not kept & {("call_events", "payload"), ("call_events", "journal_key"),
-                       ("crm_actions", "payload")}
+                       ("crm_actions", "payload"), ("calls", "legs"), ("calls", "leg_number"),
+                       ("decisions", "number"), ("decisions", "outcome")}
