@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
@@ -35,6 +35,10 @@ __all__ = ["CommandResult", "PbxAccount", "PbxClient", "PbxObserver", "env_proxy
 _CONNECTIONS = 256  # the VPBX API caps commands per account; this is far above it
 _KEEPALIVE = 30.0
 _SESSION_TIMEOUT = aiohttp.ClientTimeout(total=60)  # config/users/request on a big PBX
+# The body goes as bytes already encoded: given a dict, aiohttp builds a FormData,
+# which makes a multipart writer (and a uuid4 for its boundary) before it finds it
+# needs none; that was 8 % of a serving process's CPU at 1,000 routes a second.
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class PbxAccount(Protocol):
@@ -126,15 +130,15 @@ class PbxClient:
         """Send one signed command; every failure becomes the result, never an exception."""
         raw = orjson.dumps(payload).decode()
         key = account.mango_api_key
-        form = {"vpbx_api_key": key, "sign": sign(key, raw, account.mango_api_salt),
-                "json": raw}
+        form = urlencode({"vpbx_api_key": key, "sign": sign(key, raw, account.mango_api_salt),
+                          "json": raw}).encode()
         base = account.mango_api_url
         url = (base if base.endswith("/") else base + "/") + command
         if base not in self._proxies:
             self._proxies[base] = env_proxy(base)
         try:
             async with self._session.post(
-                url, data=form, allow_redirects=False, proxy=self._proxies[base],
+                url, data=form, headers=_FORM, allow_redirects=False, proxy=self._proxies[base],
                 timeout=aiohttp.ClientTimeout(total=within),
             ) as resp:
                 status = resp.status

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mango.form import parse_form
 
@@ -38,3 +40,48 @@ def test_escapes_that_are_not_utf8_are_refused(body: bytes) -> None:
 def test_a_body_of_thousands_of_fields_is_refused() -> None:
     with pytest.raises(ValueError, match="fields"):
         parse_form(b"&".join(b"f%d=1" % i for i in range(1000)))
+
+
+def _strict_reference(body: bytes) -> dict[str, str] | str:
+    """What ``urllib.parse.parse_qsl`` makes of a body, strictly, or ``"refused"``."""
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict",
+                              max_num_fields=64))
+    except ValueError:
+        return "refused"
+
+
+def _decoded(body: bytes) -> dict[str, str] | str:
+    try:
+        return parse_form(body)
+    except ValueError:
+        return "refused"
+
+
+_FORM_BYTES = st.lists(st.sampled_from(
+    [b"a", b"b", b"=", b"&", b"+", b"%", b"2B", b"zz", b"D0", b"90", b"EF%BF%BD", b"\xd0",
+     b"\x90", b"\xef\xbf\xbd", b";", b"#", b"?", b" ", b"\x00", "п".encode()]),
+    max_size=24).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(body=_FORM_BYTES)
+def test_any_body_decodes_as_strict_parse_qsl_would(body: bytes) -> None:
+    assert _decoded(body) == _strict_reference(body)
+
+
+_TEXT = st.characters(exclude_categories=["Cs"])  # lone surrogates are not UTF-8 at all
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.dictionaries(st.text(_TEXT, max_size=8), st.text(_TEXT, max_size=40),
+                              max_size=4),
+       plus=st.booleans())
+def test_any_encoded_form_comes_back_as_it_was_sent(fields: dict[str, str], plus: bool) -> None:
+    body = urlencode(fields, quote_via=quote_plus if plus else quote).encode()
+    assert parse_form(body) == fields
+
+
+def test_a_replacement_character_the_pbx_really_sent_is_kept() -> None:
+    raw = '{"name": "\ufffd"}'
+    assert parse_form(urlencode({"json": raw}).encode()) == {"json": raw}
