@@ -27,6 +27,11 @@ class BenchConfig:
     search_factor: float
     search_max_steps: int
     search_cap: int  # never try a rate above this
+    # P1's rate: index and auto run it as rounds of a floor step then their own, back to
+    # back (the floor stays up), and are judged against those floor steps
+    pair_rate: int
+    pair_rounds: int  # 0: one step of their own, judged against the floor mode's
+    pair_seconds: float  # each step of a round
     clients: int  # data set of the load modes
     index_clients: int  # data set of the index build figures (0 = skip)
     lookup_samples: int
@@ -59,6 +64,9 @@ class BenchConfig:
             search_factor=1.5,
             search_max_steps=5,
             search_cap=20000,
+            pair_rate=1000,
+            pair_rounds=3,
+            pair_seconds=5.0,
             clients=100_000,
             index_clients=1_000_000,
             lookup_samples=200_000,
@@ -91,6 +99,8 @@ class BenchConfig:
             search_seconds=1.5,
             search_factor=2.0,
             search_max_steps=2,
+            pair_rounds=1,
+            pair_seconds=2.0,
             clients=10_000,
             index_clients=100_000,
             lookup_samples=50_000,
@@ -114,6 +124,10 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                    help="uncounted load before each mode's first step (0 = none)")
     p.add_argument("--search-seconds", type=float, help="seconds per step-up step")
     p.add_argument("--search-steps", type=int, help="most step-up steps per mode (0 = none)")
+    p.add_argument("--pair-rounds", type=int,
+                   help="index and auto at 1000/s: rounds of a floor step then theirs "
+                        "(0 = one step of their own, judged against the floor mode's)")
+    p.add_argument("--pair-seconds", type=float, help="seconds of each step of a round")
     p.add_argument("--clients", type=int, help="clients in the load modes' data set")
     p.add_argument("--index-clients", type=int, help="clients for the index figures (0 = skip)")
     p.add_argument("--freshness", type=int, help="changes for the freshness figure (0 = skip)")
@@ -149,6 +163,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         ("warmup_seconds", a.warmup_seconds),
         ("search_seconds", a.search_seconds),
         ("search_max_steps", a.search_steps),
+        ("pair_rounds", a.pair_rounds),
+        ("pair_seconds", a.pair_seconds),
         ("clients", a.clients),
         ("index_clients", a.index_clients),
         ("freshness_changes", a.freshness),

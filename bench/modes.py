@@ -18,9 +18,9 @@ from bench.loadgen import StepReport, StepSpec
 from bench.pbxproc import PbxProcess
 from bench.procs import ChildProcess
 from bench.schedule import StepUpSearch, call_count
-from bench.stats import RouteSeen, StepOutcome, evaluate_step, sustained
+from bench.stats import RouteSeen, StepOutcome, evaluate_step, summarize, sustained
 
-__all__ = ["LoadTarget", "ModeResult", "StepResult", "run_mode"]
+__all__ = ["LoadTarget", "ModeResult", "Paired", "StepResult", "pool_steps", "run_mode"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,21 @@ class StepResult:
     passed: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paired:
+    """A mode's steps at one rate, each right after a floor step at that rate: the two
+    share whatever the machine was doing that minute (it is shared and noisy)."""
+
+    rate: int
+    rounds: list[tuple[StepResult, StepResult]]  # (floor, mode)
+
+    def floor(self) -> StepResult:
+        return pool_steps([f for f, _ in self.rounds])
+
+    def mode(self) -> StepResult:
+        return pool_steps([m for _, m in self.rounds])
+
+
 @dataclass(slots=True, kw_only=True)
 class ModeResult:
     mode: str
@@ -63,9 +78,43 @@ class ModeResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     automation: dict[str, Any] | None = None  # auto mode: what the call automation did
+    paired: Paired | None = None
 
     def fixed(self) -> list[StepResult]:
         return [s for s in self.steps if not s.search]
+
+
+def pool_steps(steps: list[StepResult]) -> StepResult:
+    """Steps at one rate as one: their calls' latencies pooled, the counts added; it
+    passes when each passed."""
+    if not steps:
+        raise ValueError("pool of no steps")
+    outcomes = [s.outcome for s in steps]
+    latencies = [ms for o in outcomes for ms in o.latencies_ms]
+    seconds = sum(s.seconds for s in steps)
+    return StepResult(
+        rate=steps[0].rate,
+        seconds=seconds,
+        search=steps[0].search,
+        outcome=StepOutcome(
+            sent=sum(o.sent for o in outcomes),
+            expected=sum(o.expected for o in outcomes),
+            routed=sum(o.routed for o in outcomes),
+            lost=sum(o.lost for o in outcomes),
+            wrong=sum(o.wrong for o in outcomes),
+            duplicates=sum(o.duplicates for o in outcomes),
+            latencies_ms=latencies,
+            latency=summarize(latencies),
+        ),
+        lag_p99_ms=max(s.lag_p99_ms for s in steps),
+        lag_max_ms=max(s.lag_max_ms for s in steps),
+        achieved_rate=sum(s.achieved_rate * s.seconds for s in steps) / seconds,
+        errors=sum(s.errors for s in steps),
+        triggers_failed=sum(s.triggers_failed for s in steps),
+        first_error=next((s.first_error for s in steps if s.first_error), None),
+        stray_routes=sum(s.stray_routes for s in steps),
+        passed=all(s.passed for s in steps),
+    )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,6 +137,7 @@ def run_step(
     search: bool,
     run_token: str,
     warmup: bool = False,
+    paired_with: str | None = None,
 ) -> StepResult:
     _STEPS.step += 1
     waited = _quiesce(target.host, target.port)
@@ -151,7 +201,8 @@ def run_step(
     logger.info(
         "%-5s %5d/s%s: sent %d, p50 %.2f p99 %.2f max %.1f ms, lost %d wrong %d, "
         "errors %d, lag p99 %.1f ms, achieved %.0f/s -> %s",
-        target.mode, rate, " (warm-up)" if warmup else " (search)" if search else "",
+        target.mode, rate, " (warm-up)" if warmup else " (search)" if search else
+        f" (paired with {paired_with})" if paired_with else "",
         outcome.sent, lat.p50, lat.p99,
         lat.max, outcome.lost, outcome.wrong, report.errors, report.lag_p99_ms,
         report.achieved_rate, "pass" if passed else "FAIL",
@@ -203,8 +254,14 @@ def run_mode(
     *,
     run_token: str,
     deadline: float,
+    floor: LoadTarget | None = None,
 ) -> ModeResult:
-    """The fixed rates, then the search, as far as ``deadline`` (monotonic) allows."""
+    """The fixed rates, then the search, as far as ``deadline`` (monotonic) allows.
+
+    With ``floor`` (the floor's service, still running), the rate ``cfg.pair_rate`` is
+    run as ``cfg.pair_rounds`` rounds of a floor step then one of this mode's; its
+    figures at that rate are the rounds' pooled.
+    """
     result = ModeResult(mode=target.mode)
     overhead = cfg.followup_end_s + 1.5
     if cfg.warmup_seconds > 0 and target.mode != "crm":
@@ -225,7 +282,17 @@ def run_mode(
         result.steps.append(s)
         return s
 
+    pairing = floor is not None and cfg.pair_rounds > 0
     for rate in cfg.rates:
+        if pairing and rate == cfg.pair_rate:
+            assert floor is not None
+            result.paired = _paired(cfg, target, floor, info, loadgen, pbx, run_token=run_token,
+                                    deadline=deadline)
+            if result.paired is not None:
+                result.steps.append(result.paired.mode())
+                continue
+            result.notes.append(f"{target.mode}: {rate}/s not paired with the floor, out of "
+                                "time budget")
         if time.monotonic() + cfg.step_seconds + overhead > deadline:
             result.notes.append(f"{target.mode}: {rate}/s skipped, out of time budget")
             continue
@@ -256,6 +323,34 @@ def run_mode(
             f"{target.mode}: max_rate {search.best}/s is a lower bound (no failing rate found)"
         )
     return result
+
+
+def _paired(
+    cfg: BenchConfig,
+    target: LoadTarget,
+    floor: LoadTarget,
+    info: DatasetInfo,
+    loadgen: ChildProcess,
+    pbx: PbxProcess,
+    *,
+    run_token: str,
+    deadline: float,
+) -> Paired | None:
+    """The rounds at ``cfg.pair_rate``, as many as the time budget has room for (at
+    least one, else None)."""
+    rounds: list[tuple[StepResult, StepResult]] = []
+    need = 2 * (cfg.pair_seconds + cfg.followup_end_s + 1.5)
+    for _ in range(cfg.pair_rounds):
+        if time.monotonic() + need > deadline:
+            break
+        floor_step = run_step(cfg, floor, info, loadgen, pbx, rate=cfg.pair_rate,
+                              seconds=cfg.pair_seconds, search=False, run_token=run_token,
+                              paired_with=target.mode)
+        mode_step = run_step(cfg, target, info, loadgen, pbx, rate=cfg.pair_rate,
+                             seconds=cfg.pair_seconds, search=False, run_token=run_token,
+                             paired_with="floor")
+        rounds.append((floor_step, mode_step))
+    return Paired(rate=cfg.pair_rate, rounds=rounds) if rounds else None
 
 
 def fmt_ms(value: float) -> str:

@@ -128,16 +128,18 @@ def _run(st: _Run) -> dict[str, Any]:
     loadgen: ChildProcess | None = None
     try:
         loadgen = ChildProcess("load-generator", loadgen_main)
-        for mode in cfg.modes:
-            deadline = st.started + cfg.budget_s - reserve
-            result = ModeResult(mode=mode)
-            try:
-                result = _run_mode(st, mode, info, loadgen, pbx, deadline, freshness, sidecar)
-            except (ServiceError, ChildError, OSError, RuntimeError) as exc:
-                result.error = str(exc).splitlines()[0]
-                st.notes.append(f"{mode}: not measured: {exc}")
-                logger.error("%s: %s", mode, exc)
-            modes.append(result)
+        with _floor_service(st, pbx) as floor:
+            for mode in cfg.modes:
+                deadline = st.started + cfg.budget_s - reserve
+                result = ModeResult(mode=mode)
+                try:
+                    result = _run_mode(st, mode, info, loadgen, pbx, deadline, freshness,
+                                       sidecar, floor)
+                except (ServiceError, ChildError, OSError, RuntimeError) as exc:
+                    result.error = str(exc).splitlines()[0]
+                    st.notes.append(f"{mode}: not measured: {exc}")
+                    logger.error("%s: %s", mode, exc)
+                modes.append(result)
     finally:
         if loadgen is not None:
             loadgen.stop()
@@ -182,40 +184,36 @@ def _run_mode(
     deadline: float,
     freshness: dict[str, Any],
     sidecar: dict[str, Any],
+    floor: LoadTarget | None,
 ) -> ModeResult:
     cfg = st.cfg
+    if mode == "floor":
+        if floor is None:
+            raise ServiceError("the floor's service did not start")
+        return run_mode(cfg, floor, info, loadgen, pbx, run_token=st.token, deadline=deadline)
     logs = cfg.out_dir / "logs"
     port = free_port()
     target = LoadTarget(mode=mode, host=HOST, port=port, api_key=API_KEY, salt=API_SALT,
-                        fixed_route=FIXED_EXTENSION if mode == "floor" else None)
+                        fixed_route=None)
     with _crm_if_needed(st, mode, info) as crm:
-        if mode == "floor":
-            spec = ServiceSpec(
-                name="floor",
-                argv=[sys.executable, "-m", "bench.floor", "--host", HOST, "--port", str(port),
-                      "--pbx-url", pbx.url, "--api-key", API_KEY, "--salt", API_SALT],
-                env=dict(os.environ), cwd=st.work, host=HOST, port=port,
-                log_path=logs / "floor.log", ready_timeout_s=30,
-            )
-        else:
-            data_dir = st.work / "db-load"
-            extra = {"ROUTER_PORT": str(port), "MANGO_API_URL": pbx.url,
-                     "ROUTE_DEADLINE_MS": str(cfg.route_deadline_ms),
-                     "ROUTER_LOOKUP": "index" if mode == "auto" else mode}
-            if mode == "crm" and crm is not None:
-                extra.update(ROUTER_LOOKUP_CRM_URL=crm.url, ROUTER_LOOKUP_CRM_USER="demo",
-                             ROUTER_LOOKUP_CRM_PASSWORD="demo")
-            if mode == "auto" and crm is not None:
-                extra.update(auto_env(crm.url, rate=cfg.auto_crm_rate, token=st.token))
-            extra.setdefault("ROUTER_ADMIN_TOKEN", _admin_token(st.token))
-            env = product_env(data_dir, **extra)
-            _ensure_imported(st, info.path, data_dir, env)
-            if mode == "auto":
-                _prepare_auto(st, info, pbx, env)
-            spec = ServiceSpec(
-                name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
-                env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
-            )
+        data_dir = st.work / "db-load"
+        extra = {"ROUTER_PORT": str(port), "MANGO_API_URL": pbx.url,
+                 "ROUTE_DEADLINE_MS": str(cfg.route_deadline_ms),
+                 "ROUTER_LOOKUP": "index" if mode == "auto" else mode}
+        if mode == "crm" and crm is not None:
+            extra.update(ROUTER_LOOKUP_CRM_URL=crm.url, ROUTER_LOOKUP_CRM_USER="demo",
+                         ROUTER_LOOKUP_CRM_PASSWORD="demo")
+        if mode == "auto" and crm is not None:
+            extra.update(auto_env(crm.url, rate=cfg.auto_crm_rate, token=st.token))
+        extra.setdefault("ROUTER_ADMIN_TOKEN", _admin_token(st.token))
+        env = product_env(data_dir, **extra)
+        _ensure_imported(st, info.path, data_dir, env)
+        if mode == "auto":
+            _prepare_auto(st, info, pbx, env)
+        spec = ServiceSpec(
+            name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
+            env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
+        )
         service = ServiceProcess(spec)
         try:
             took = service.start()
@@ -226,7 +224,8 @@ def _run_mode(
                 put_settings(service.base_url, _admin_token(st.token), ROUTING_ON)
                 post_busy_leg(service.base_url, API_KEY, API_SALT)
             result = run_mode(cfg, target, info, loadgen, pbx, run_token=st.token,
-                              deadline=deadline)
+                              deadline=deadline,
+                              floor=floor if mode in ("index", "auto") else None)
             if mode == "index":
                 _measure_sidecar(st, service, info, loadgen, sidecar)
                 _measure_freshness(st, service, info, spec, freshness)
@@ -242,6 +241,44 @@ def _run_mode(
             if code not in (0, None, -15):
                 st.notes.append(f"{spec.name} exited with {code} on SIGTERM")
     return result
+
+
+@contextmanager
+def _floor_service(st: _Run, pbx: PbxProcess) -> Iterator[LoadTarget | None]:
+    """The floor (``bench.floor``), up for the whole run when its figures or the
+    rounds that pair it with index and auto need it; None when not, or when it does
+    not start (that is in the notes)."""
+    cfg = st.cfg
+    pairs = (cfg.pair_rounds > 0 and cfg.pair_rate in cfg.rates
+             and any(m in ("index", "auto") for m in cfg.modes))
+    if "floor" not in cfg.modes and not pairs:
+        yield None
+        return
+    port = free_port()
+    spec = ServiceSpec(
+        name="floor",
+        argv=[sys.executable, "-m", "bench.floor", "--host", HOST, "--port", str(port),
+              "--pbx-url", pbx.url, "--api-key", API_KEY, "--salt", API_SALT],
+        env=dict(os.environ), cwd=st.work, host=HOST, port=port,
+        log_path=cfg.out_dir / "logs" / "floor.log", ready_timeout_s=30,
+    )
+    service = ServiceProcess(spec)
+    try:
+        try:
+            took = service.start()
+        except (ServiceError, OSError) as exc:
+            st.notes.append(f"floor: not started: {exc}")
+            logger.error("floor: %s", exc)
+            target = None
+        else:
+            logger.info("floor ready in %.1f s (pid %s)", took, service.pid)
+            target = LoadTarget(mode="floor", host=HOST, port=port, api_key=API_KEY,
+                                salt=API_SALT, fixed_route=FIXED_EXTENSION)
+        yield target
+    finally:
+        code = service.stop()
+        if code not in (0, None, -15):
+            st.notes.append(f"floor exited with {code} on SIGTERM")
 
 
 def auto_env(crm_url: str, *, rate: int, token: str) -> dict[str, str]:

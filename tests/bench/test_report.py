@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 
 from bench.config import BenchConfig
-from bench.modes import ModeResult, StepResult
+from bench.modes import ModeResult, Paired, StepResult, pool_steps
 from bench.report import build_results, evaluate_targets, format_report
 from bench.stats import RouteSeen, evaluate_step
 
@@ -151,3 +151,53 @@ def test_the_engines_own_cost_is_the_auto_modes_p99_against_the_index_modes() ->
 def test_without_the_auto_mode_there_are_no_auto_targets() -> None:
     names = [t["name"] for t in _results()["targets"]]
     assert not any(n.startswith("P1") or n.startswith("P2") or "auto" in n for n in names)
+
+
+def _paired(mode: ModeResult, floor_ms: list[float], mode_ms: list[float]) -> ModeResult:
+    """``mode`` with its 1000/s step made of rounds paired with floor steps."""
+    rounds = [(_step(1000, f), _step(1000, m)) for f, m in zip(floor_ms, mode_ms, strict=True)]
+    mode.paired = Paired(rate=1000, rounds=rounds)
+    mode.steps = [s for s in mode.steps if s.rate != 1000 or s.search]
+    mode.steps.insert(2, mode.paired.mode())
+    return mode
+
+
+def test_pooled_steps_add_their_counts_and_take_the_p99_of_every_latency() -> None:
+    fast, slow = _step(1000, 1.0), _step(1000, 9.0, lost=2)
+    pooled = pool_steps([fast, slow, _step(1000, 2.0)])
+    assert pooled.outcome.sent == 60
+    assert pooled.outcome.lost == 2
+    assert pooled.outcome.latency.count == 58
+    assert math.isclose(pooled.outcome.latency.p99, 9.0, abs_tol=1e-6)
+    assert math.isclose(pooled.outcome.latency.p50, 2.0, abs_tol=1e-6)
+    assert pooled.seconds == 3.0
+    assert pooled.passed is False  # a step lost calls
+    assert pool_steps([fast, _step(1000, 9.0)]).passed is True
+    assert pool_steps([fast, _step(1000, 60.0)]).passed is False
+
+
+def test_p1_is_judged_against_the_floor_steps_paired_with_the_mode_when_there_are() -> None:
+    floor = _mode("floor", 1.0, 4000)  # its own 1000/s step: p99 1.0 ms
+    index = _paired(_mode("index", 2.0, 3500), [1.5, 1.5, 1.5], [2.0, 2.0, 2.0])
+    auto = _paired(_auto(2.0, 3500), [1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    r = orjson.loads(orjson.dumps(_results(modes=[floor, index, auto])))
+    verdicts = {t["name"]: t for t in r["targets"]}
+    # index: 2.0 against its paired floor's 1.5 holds; against the floor mode's 1.0 it
+    # would not
+    assert verdicts["index p99 at 1000/s <= 1.5 x floor p99"]["passed"] is True
+    assert "paired floor steps (3 rounds)" in verdicts[
+        "index p99 at 1000/s <= 1.5 x floor p99"]["detail"]
+    assert verdicts["P1 auto p99 at 1000/s <= 1.5 x floor p99"]["passed"] is False
+    assert r["modes"]["index"]["paired"]["rounds"] == 3
+    assert r["modes"]["index"]["paired"]["floor"]["p99_ms"] == 1.5
+    assert r["modes"]["index"]["rates"]["1000"]["sent"] == 60
+    assert r["modes"]["index"]["paired"]["p99_ms_by_round"][0] == {"floor": 1.5, "mode": 2.0}
+    assert "index  at 1000/s: 3 rounds of a floor step then this mode's" in format_report(r)
+
+
+def test_without_paired_steps_p1_is_judged_against_the_floor_modes_own_step() -> None:
+    floor = _mode("floor", 1.0, 4000)
+    verdict = {t["name"]: t for t in _results(modes=[floor, _mode("index", 1.4, 3500)])[
+        "targets"]}["index p99 at 1000/s <= 1.5 x floor p99"]
+    assert verdict["passed"] is True
+    assert "the floor mode's step" in verdict["detail"]
