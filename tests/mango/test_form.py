@@ -37,6 +37,19 @@ def test_escapes_that_are_not_utf8_are_refused(body: bytes) -> None:
         parse_form(body)
 
 
+@pytest.mark.parametrize("escape", [b"%C0%80", b"%ED%A0%80", b"%E0%80%80", b"%F4%90%80%80",
+                                    b"%F5", b"%E2%82"])
+def test_overlong_surrogate_and_out_of_range_escapes_are_refused(escape: bytes) -> None:
+    with pytest.raises(UnicodeDecodeError):
+        parse_form(b"vpbx_api_key=k&json=" + escape)
+
+
+def test_sixty_four_fields_are_taken_and_sixty_five_refused() -> None:
+    assert len(parse_form(b"&".join(b"f%d=1" % i for i in range(64)))) == 64
+    with pytest.raises(ValueError, match="fields"):
+        parse_form(b"&".join(b"f%d=1" % i for i in range(65)))
+
+
 def test_a_body_of_thousands_of_fields_is_refused() -> None:
     with pytest.raises(ValueError, match="fields"):
         parse_form(b"&".join(b"f%d=1" % i for i in range(1000)))
