@@ -187,6 +187,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         p.error("--clients: at least 100")
     if cfg.auto_crm_rate < 1:
         p.error("--auto-rate: at least 1")
+    if cfg.pair_rounds > 0 and cfg.pair_seconds <= 0:
+        p.error("--pair-seconds: more than 0 (or --pair-rounds 0)")
     if a.out is not None:
         cfg = replace(cfg, out_dir=a.out)
     if a.work_dir is not None:

@@ -9,6 +9,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,7 @@ class Paired:
     share whatever the machine was doing that minute (it is shared and noisy)."""
 
     rate: int
-    rounds: list[tuple[StepResult, StepResult]]  # (floor, mode)
+    rounds: tuple[tuple[StepResult, StepResult], ...]  # (floor, mode)
 
     def floor(self) -> StepResult:
         return pool_steps([f for f, _ in self.rounds])
@@ -84,9 +85,10 @@ class ModeResult:
         return [s for s in self.steps if not s.search]
 
 
-def pool_steps(steps: list[StepResult]) -> StepResult:
-    """Steps at one rate as one: their calls' latencies pooled, the counts added; it
-    passes when each passed."""
+def pool_steps(steps: Sequence[StepResult]) -> StepResult:
+    """Steps at one rate as one: their calls' latencies pooled, the counts added, the
+    achieved rate weighted by time; it passes when each passed. The generator's lag is
+    the worst step's (its p99s cannot be pooled)."""
     if not steps:
         raise ValueError("pool of no steps")
     outcomes = [s.outcome for s in steps]
@@ -282,12 +284,12 @@ def run_mode(
         result.steps.append(s)
         return s
 
-    pairing = floor is not None and cfg.pair_rounds > 0
+    pair_floor = floor if cfg.pair_rounds > 0 else None
     for rate in cfg.rates:
-        if pairing and rate == cfg.pair_rate:
-            assert floor is not None
-            result.paired = _paired(cfg, target, floor, info, loadgen, pbx, run_token=run_token,
-                                    deadline=deadline)
+        if pair_floor is not None and rate == cfg.pair_rate:
+            result.paired = _paired(cfg, target, pair_floor, info, loadgen, pbx,
+                                    run_token=run_token, deadline=deadline, overhead=overhead,
+                                    notes=result.notes)
             if result.paired is not None:
                 result.steps.append(result.paired.mode())
                 continue
@@ -335,11 +337,19 @@ def _paired(
     *,
     run_token: str,
     deadline: float,
+    overhead: float,
+    notes: list[str],
 ) -> Paired | None:
     """The rounds at ``cfg.pair_rate``, as many as the time budget has room for (at
-    least one, else None)."""
+    least one, else None). The floor is warmed up first, as every mode is: it may have
+    been idle for minutes, and a cold first step would flatter the mode against it."""
+    need = 2 * (cfg.pair_seconds + overhead)
+    if time.monotonic() + need + cfg.warmup_seconds + overhead > deadline:
+        return None
+    if cfg.warmup_seconds > 0:
+        run_step(cfg, floor, info, loadgen, pbx, rate=cfg.pair_rate,
+                 seconds=cfg.warmup_seconds, search=False, run_token=run_token, warmup=True)
     rounds: list[tuple[StepResult, StepResult]] = []
-    need = 2 * (cfg.pair_seconds + cfg.followup_end_s + 1.5)
     for _ in range(cfg.pair_rounds):
         if time.monotonic() + need > deadline:
             break
@@ -350,7 +360,10 @@ def _paired(
                              seconds=cfg.pair_seconds, search=False, run_token=run_token,
                              paired_with="floor")
         rounds.append((floor_step, mode_step))
-    return Paired(rate=cfg.pair_rate, rounds=rounds) if rounds else None
+    if 0 < len(rounds) < cfg.pair_rounds:
+        notes.append(f"{target.mode}: {len(rounds)} of {cfg.pair_rounds} rounds paired with "
+                     "the floor (time budget)")
+    return Paired(rate=cfg.pair_rate, rounds=tuple(rounds)) if rounds else None
 
 
 def fmt_ms(value: float) -> str:

@@ -121,6 +121,9 @@ def build_results(
             "rates": list(cfg.rates),
             "step_seconds": cfg.step_seconds,
             "search_seconds": cfg.search_seconds,
+            "pair_rate": cfg.pair_rate,
+            "pair_rounds": cfg.pair_rounds,
+            "pair_seconds": cfg.pair_seconds,
             "p99_limit_ms": cfg.p99_limit_ms,
             "route_deadline_ms": cfg.route_deadline_ms,
             "known_share": cfg.known_share,
@@ -163,7 +166,7 @@ def _floor_p99(results: Mapping[str, Any], mode: str, rate: int) -> tuple[float 
     if isinstance(paired, Mapping) and paired.get("rate") == rate:
         value = paired.get("floor", {}).get("p99_ms")
         if isinstance(value, int | float):
-            return float(value), f"paired floor steps ({paired.get('rounds')} rounds)"
+            return float(value), f"paired floor steps ({_rounds(paired.get('rounds'))})"
     return _p99(results, "floor", rate), "the floor mode's step"
 
 
@@ -282,11 +285,15 @@ def _automation_line(a: Mapping[str, Any]) -> str:
             f"the CRM (cap {a.get('crm_rate')}/s) applied {applied or 'nothing'}")
 
 
+def _rounds(n: object) -> str:
+    return f"{n} round" if n == 1 else f"{n} rounds"
+
+
 def _paired_line(p: Mapping[str, Any]) -> str:
     floor = p.get("floor", {})
     rounds = ", ".join(f"{_fmt(r.get('floor'))} | {_fmt(r.get('mode'))}"
                        for r in p.get("p99_ms_by_round", []))
-    return (f"at {p.get('rate')}/s: {p.get('rounds')} rounds of a floor step then this "
+    return (f"at {p.get('rate')}/s: {_rounds(p.get('rounds'))} of a floor step then this "
             f"mode's, {_fmt(p.get('seconds'), '.0f')} s each; the floor's pooled p50 "
             f"{_fmt(floor.get('p50_ms'))} p99 {_fmt(floor.get('p99_ms'))} ms; p99 by round "
             f"(floor | mode): {rounds}")

@@ -189,7 +189,8 @@ def _run_mode(
     cfg = st.cfg
     if mode == "floor":
         if floor is None:
-            raise ServiceError("the floor's service did not start")
+            raise ServiceError(next((n for n in st.notes if n.startswith("floor: not started")),
+                                    "floor: not started"))
         return run_mode(cfg, floor, info, loadgen, pbx, run_token=st.token, deadline=deadline)
     logs = cfg.out_dir / "logs"
     port = free_port()

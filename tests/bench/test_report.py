@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -155,7 +156,8 @@ def test_without_the_auto_mode_there_are_no_auto_targets() -> None:
 
 def _paired(mode: ModeResult, floor_ms: list[float], mode_ms: list[float]) -> ModeResult:
     """``mode`` with its 1000/s step made of rounds paired with floor steps."""
-    rounds = [(_step(1000, f), _step(1000, m)) for f, m in zip(floor_ms, mode_ms, strict=True)]
+    rounds = tuple((_step(1000, f), _step(1000, m))
+                   for f, m in zip(floor_ms, mode_ms, strict=True))
     mode.paired = Paired(rate=1000, rounds=rounds)
     mode.steps = [s for s in mode.steps if s.rate != 1000 or s.search]
     mode.steps.insert(2, mode.paired.mode())
@@ -164,13 +166,19 @@ def _paired(mode: ModeResult, floor_ms: list[float], mode_ms: list[float]) -> Mo
 
 def test_pooled_steps_add_their_counts_and_take_the_p99_of_every_latency() -> None:
     fast, slow = _step(1000, 1.0), _step(1000, 9.0, lost=2)
+    slow = replace(slow, seconds=2.0, lag_p99_ms=3.0, lag_max_ms=7.0, achieved_rate=700.0,
+                   errors=1, triggers_failed=1, first_error="HTTP 503", stray_routes=4)
     pooled = pool_steps([fast, slow, _step(1000, 2.0)])
+    assert (pooled.lag_p99_ms, pooled.lag_max_ms) == (3.0, 7.0)
+    assert pooled.achieved_rate == (1000 + 700 * 2 + 1000) / 4  # weighted by seconds
+    assert (pooled.errors, pooled.triggers_failed, pooled.stray_routes) == (1, 1, 4)
+    assert pooled.first_error == "HTTP 503"
     assert pooled.outcome.sent == 60
     assert pooled.outcome.lost == 2
     assert pooled.outcome.latency.count == 58
     assert math.isclose(pooled.outcome.latency.p99, 9.0, abs_tol=1e-6)
     assert math.isclose(pooled.outcome.latency.p50, 2.0, abs_tol=1e-6)
-    assert pooled.seconds == 3.0
+    assert pooled.seconds == 4.0
     assert pooled.passed is False  # a step lost calls
     assert pool_steps([fast, _step(1000, 9.0)]).passed is True
     assert pool_steps([fast, _step(1000, 60.0)]).passed is False
@@ -178,16 +186,18 @@ def test_pooled_steps_add_their_counts_and_take_the_p99_of_every_latency() -> No
 
 def test_p1_is_judged_against_the_floor_steps_paired_with_the_mode_when_there_are() -> None:
     floor = _mode("floor", 1.0, 4000)  # its own 1000/s step: p99 1.0 ms
+    # 2.0 against the paired floor's 1.5 holds; against the floor mode's 1.0 it would not
     index = _paired(_mode("index", 2.0, 3500), [1.5, 1.5, 1.5], [2.0, 2.0, 2.0])
-    auto = _paired(_auto(2.0, 3500), [1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    auto = _paired(_auto(2.0, 3500), [1.5, 1.5, 1.5], [2.0, 2.0, 2.0])
+    slow = _paired(_auto(2.0, 3500), [1.2, 1.2, 1.2], [2.0, 2.0, 2.0])  # 2.0 > 1.5 x 1.2
     r = orjson.loads(orjson.dumps(_results(modes=[floor, index, auto])))
     verdicts = {t["name"]: t for t in r["targets"]}
-    # index: 2.0 against its paired floor's 1.5 holds; against the floor mode's 1.0 it
-    # would not
-    assert verdicts["index p99 at 1000/s <= 1.5 x floor p99"]["passed"] is True
-    assert "paired floor steps (3 rounds)" in verdicts[
-        "index p99 at 1000/s <= 1.5 x floor p99"]["detail"]
-    assert verdicts["P1 auto p99 at 1000/s <= 1.5 x floor p99"]["passed"] is False
+    for name in ("index p99 at 1000/s <= 1.5 x floor p99",
+                 "P1 auto p99 at 1000/s <= 1.5 x floor p99"):
+        assert verdicts[name]["passed"] is True
+        assert "paired floor steps (3 rounds)" in verdicts[name]["detail"]
+    assert {t["name"]: t["passed"] for t in _results(modes=[floor, index, slow])["targets"]}[
+        "P1 auto p99 at 1000/s <= 1.5 x floor p99"] is False
     assert r["modes"]["index"]["paired"]["rounds"] == 3
     assert r["modes"]["index"]["paired"]["floor"]["p99_ms"] == 1.5
     assert r["modes"]["index"]["rates"]["1000"]["sent"] == 60
