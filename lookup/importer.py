@@ -315,7 +315,10 @@ async def import_lines(
         pending = asyncio.ensure_future(write(*batch))
     if pending is not None:
         take(await pending)
-    # Fresh statistics now, not at autovacuum's next round: plans made before it
-    # would take a table of a million rows for an empty one.
-    await con.execute("ANALYZE employees, clients, client_phones, client_responsibles")
+    # Vacuumed and analysed now, not at autovacuum's next round: plans made before it
+    # would take a table of a million rows for an empty one, and the rows just
+    # written would have autovacuum's insert threshold vacuum them all about a minute
+    # later, beside routing (measured in bench/: in the middle of the index mode).
+    await con.execute(
+        "VACUUM (ANALYZE) employees, clients, client_phones, client_responsibles")
     return report

@@ -96,6 +96,19 @@ async def test_import_counts_employees_clients_and_phones(db: asyncpg.Connection
     ]
 
 
+async def test_an_import_leaves_its_tables_vacuumed_and_analysed(
+        db: asyncpg.Connection) -> None:
+    """Not for autovacuum to do a minute later, beside routing."""
+    await _import(db, _lines(EMPLOYEES + CLIENTS))
+    rows = await db.fetch(
+        """SELECT relname, relallvisible, reltuples FROM pg_class
+           WHERE relname IN ('employees', 'clients', 'client_phones', 'client_responsibles')
+           ORDER BY relname""")
+    assert [(r["relname"], r["relallvisible"] > 0, r["reltuples"]) for r in rows] == [
+        ("client_phones", True, 3), ("client_responsibles", True, 3), ("clients", True, 3),
+        ("employees", True, 3)]
+
+
 async def test_importing_the_same_file_twice_gives_identical_tables(
     db: asyncpg.Connection, dsn: str
 ) -> None:
