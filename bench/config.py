@@ -87,6 +87,10 @@ class BenchConfig:
             keep_work=False,
         )
 
+    def pairs_with_floor(self, mode: str) -> bool:
+        """Whether ``mode`` runs ``pair_rate`` as rounds beside the floor's steps."""
+        return mode in ("index", "auto") and self.pair_rounds > 0 and self.pair_rate in self.rates
+
     @staticmethod
     def quick_run() -> BenchConfig:
         return replace(

@@ -70,6 +70,7 @@ class _Run:
     token: str
     notes: list[str] = field(default_factory=list)
     imported: set[Path] = field(default_factory=set)
+    floor_error: str | None = None  # why the floor's service did not start
 
     def remaining(self) -> float:
         return self.cfg.budget_s - (time.monotonic() - self.started)
@@ -189,8 +190,7 @@ def _run_mode(
     cfg = st.cfg
     if mode == "floor":
         if floor is None:
-            raise ServiceError(next((n for n in st.notes if n.startswith("floor: not started")),
-                                    "floor: not started"))
+            raise ServiceError(f"floor: not started: {st.floor_error}")
         return run_mode(cfg, floor, info, loadgen, pbx, run_token=st.token, deadline=deadline)
     logs = cfg.out_dir / "logs"
     port = free_port()
@@ -226,7 +226,7 @@ def _run_mode(
                 post_busy_leg(service.base_url, API_KEY, API_SALT)
             result = run_mode(cfg, target, info, loadgen, pbx, run_token=st.token,
                               deadline=deadline,
-                              floor=floor if mode in ("index", "auto") else None)
+                              floor=floor if cfg.pairs_with_floor(mode) else None)
             if mode == "index":
                 _measure_sidecar(st, service, info, loadgen, sidecar)
                 _measure_freshness(st, service, info, spec, freshness)
@@ -250,9 +250,7 @@ def _floor_service(st: _Run, pbx: PbxProcess) -> Iterator[LoadTarget | None]:
     rounds that pair it with index and auto need it; None when not, or when it does
     not start (that is in the notes)."""
     cfg = st.cfg
-    pairs = (cfg.pair_rounds > 0 and cfg.pair_rate in cfg.rates
-             and any(m in ("index", "auto") for m in cfg.modes))
-    if "floor" not in cfg.modes and not pairs:
+    if "floor" not in cfg.modes and not any(cfg.pairs_with_floor(m) for m in cfg.modes):
         yield None
         return
     port = free_port()
@@ -268,6 +266,7 @@ def _floor_service(st: _Run, pbx: PbxProcess) -> Iterator[LoadTarget | None]:
         try:
             took = service.start()
         except (ServiceError, OSError) as exc:
+            st.floor_error = str(exc).splitlines()[0]
             st.notes.append(f"floor: not started: {exc}")
             logger.error("floor: %s", exc)
             target = None

@@ -99,3 +99,11 @@ def test_a_short_budget_runs_fewer_rounds_and_says_so(fake: _FakeSteps) -> None:
     assert result.paired is not None
     assert len(result.paired.rounds) == 1
     assert "index: 1 of 3 rounds paired with the floor (time budget)" in result.notes
+
+
+def test_only_index_and_auto_pair_with_the_floor_and_only_at_one_of_their_rates() -> None:
+    assert CFG.pairs_with_floor("index")
+    assert CFG.pairs_with_floor("auto")
+    assert not any(CFG.pairs_with_floor(m) for m in ("floor", "sql", "crm"))
+    assert not replace(CFG, rates=(250, 500)).pairs_with_floor("index")
+    assert not replace(CFG, pair_rounds=0).pairs_with_floor("index")
