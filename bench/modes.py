@@ -54,6 +54,7 @@ class StepResult:
     first_error: str | None
     stray_routes: int  # routes for calls of other steps (late ones)
     passed: bool
+    connects: int = 0  # connections the generator had to open during the step
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +117,7 @@ def pool_steps(steps: Sequence[StepResult]) -> StepResult:
         first_error=next((s.first_error for s in steps if s.first_error), None),
         stray_routes=sum(s.stray_routes for s in steps),
         passed=all(s.passed for s in steps),
+        connects=sum(s.connects for s in steps),
     )
 
 
@@ -198,16 +200,17 @@ def run_step(
         first_error=report.first_error,
         stray_routes=strays,
         passed=passed,
+        connects=report.connects,
     )
     lat = outcome.latency
     logger.info(
         "%-5s %5d/s%s: sent %d, p50 %.2f p99 %.2f max %.1f ms, lost %d wrong %d, "
-        "errors %d, lag p99 %.1f ms, achieved %.0f/s -> %s",
+        "errors %d, lag p99 %.1f ms, achieved %.0f/s, %d new connections -> %s",
         target.mode, rate, " (warm-up)" if warmup else " (search)" if search else
         f" (paired with {paired_with})" if paired_with else "",
         outcome.sent, lat.p50, lat.p99,
         lat.max, outcome.lost, outcome.wrong, report.errors, report.lag_p99_ms,
-        report.achieved_rate, "pass" if passed else "FAIL",
+        report.achieved_rate, report.connects, "pass" if passed else "FAIL",
     )
     if report.first_error:
         logger.info("      first error: %s", report.first_error)

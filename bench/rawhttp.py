@@ -131,13 +131,19 @@ class RawPool:
     at a time. Requests beyond the limit queue for a free connection.
 
     ``request`` returns a future at once: the caller may await it or add a callback,
-    so an open-loop generator needs no task per request."""
+    so an open-loop generator needs no task per request. A connection idle for more
+    than ``max_idle`` seconds is closed instead of reused: the server may be closing
+    it (aiohttp's keep-alive timeout is 75 s), and a request written into that close
+    would be lost. ``opened`` counts the connections made, for the caller's report."""
 
-    def __init__(self, host: str, port: int, *, limit: int = 512) -> None:
+    def __init__(self, host: str, port: int, *, limit: int = 512,
+                 max_idle: float = 30.0) -> None:
         self._host = host
         self._port = port
         self._limit = limit
-        self._idle: list[_Conn] = []
+        self._max_idle = max_idle
+        self._idle: list[tuple[_Conn, float]] = []  # and since when, the newest last
+        self.opened = 0
         self._open = 0  # connections open or being opened
         self._connects = 0  # of which being opened
         self._queued: deque[tuple[bytes, asyncio.Future[tuple[int, bytes]]]] = deque()
@@ -149,12 +155,23 @@ class RawPool:
     def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
         """Send ``data`` on a free connection (or once one is free): (status, body)."""
         waiter: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
+        if self._idle and self._idle[0][1] < self._loop.time() - self._max_idle:
+            self._close_stale()
         if self._idle:
-            self._idle.pop().send(data, waiter)
+            self._idle.pop()[0].send(data, waiter)
         else:
             self._queued.append((data, waiter))
             self._dispatch()
         return waiter
+
+    def _close_stale(self) -> None:
+        """Close the connections idle too long (the oldest idle come first)."""
+        limit = self._loop.time() - self._max_idle
+        while self._idle and self._idle[0][1] < limit:
+            conn, _ = self._idle.pop(0)
+            self._all.discard(conn)
+            self._open -= 1
+            conn.close()
 
     def _dispatch(self) -> None:
         """Open a connection for each queued request no connect is under way for,
@@ -182,6 +199,7 @@ class RawPool:
             error = exc
         self._connects -= 1
         if conn is not None and conn.alive:
+            self.opened += 1
             self._all.add(conn)
             self._release(conn)
             return
@@ -202,14 +220,13 @@ class RawPool:
             if not waiter.done():  # not cancelled meanwhile
                 conn.send(data, waiter)
                 return
-        self._idle.append(conn)
+        self._idle.append((conn, self._loop.time()))
 
     def _lost(self, conn: _Conn) -> None:
         if conn not in self._all:  # lost before _connect took it: counted there
             return
         self._all.discard(conn)
-        if conn in self._idle:
-            self._idle.remove(conn)
+        self._idle = [(c, since) for c, since in self._idle if c is not conn]
         self._open -= 1
         self._dispatch()  # requests queued behind it still get a connection
 

@@ -65,6 +65,7 @@ def step_json(step: StepResult) -> dict[str, Any]:
         "achieved_rate": _num(step.achieved_rate, 1),
         "lag_p99_ms": _num(step.lag_p99_ms),
         "lag_max_ms": _num(step.lag_max_ms),
+        "connects": step.connects,
         "passed": step.passed,
     }
 

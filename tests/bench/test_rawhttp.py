@@ -115,3 +115,23 @@ async def test_a_server_that_is_not_there_is_an_error_not_a_hang() -> None:
             await asyncio.wait_for(pool.request(build_get("127.0.0.1", port, "/")), 2)
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize(("max_idle", "connections"), [(30.0, 1), (0.05, 2)])
+async def test_a_connection_idle_longer_than_max_idle_is_closed_not_reused(
+    server: tuple[TestServer, set[int]], max_idle: float, connections: int,
+) -> None:
+    # a server closes a keep-alive connection idle too long (aiohttp: 75 s); a request
+    # written into that close would be lost, so the pool gives it up first
+    srv, peers = server
+    assert srv.port is not None
+    pool = RawPool("127.0.0.1", srv.port, max_idle=max_idle)
+    try:
+        first = await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=1"))
+        await asyncio.sleep(0.1)
+        second = await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=2"))
+    finally:
+        await pool.close()
+    assert (first, second) == ((200, b"1|"), (200, b"2|"))
+    assert len(peers) == connections
+    assert pool.opened == connections

@@ -1,0 +1,71 @@
+"""The load generator's step against a real server: its connections outlive the step
+when it is given the generator's pools, and it reports the ones it had to open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bench.loadgen import Pools, StepReport, StepSpec, run_step
+
+
+@pytest.fixture
+async def notified() -> AsyncIterator[tuple[TestServer, list[set[int]]]]:
+    """A server answering every notification 200; the client ports it saw, per step."""
+    peers: list[set[int]] = [set()]
+
+    async def accept(request: web.Request) -> web.Response:
+        peers[-1].add(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        await request.read()
+        return web.json_response({"result": 1000})
+
+    app = web.Application()
+    app.router.add_post("/mango/events/{kind}", accept)
+    srv = TestServer(app, host="127.0.0.1")
+    await srv.start_server()
+    yield srv, peers
+    await srv.close()
+
+
+def _spec(port: int, prefix: str) -> StepSpec:
+    return StepSpec(host="127.0.0.1", port=port, api_key="k", salt="s", rate=100, seconds=0.3,
+                    connected_s=0.01, end_s=0.05, numbers=["74951234567"] * 30,
+                    line_number="74950000000", call_prefix=prefix)
+
+
+async def _two_steps(srv: TestServer, peers: list[set[int]],
+                     pools: Pools | None) -> tuple[StepReport, StepReport]:
+    assert srv.port is not None
+    first = await run_step(_spec(srv.port, "a-"), pools)
+    peers.append(set())
+    second = await run_step(_spec(srv.port, "b-"), pools)
+    return first, second
+
+
+async def test_a_step_goes_on_over_the_connections_the_step_before_left_open(
+    notified: tuple[TestServer, list[set[int]]],
+) -> None:
+    srv, peers = notified
+    pools = Pools()
+    try:
+        first, second = await _two_steps(srv, peers, pools)
+    finally:
+        await pools.close()
+    assert (first.errors, second.errors) == (0, 0)
+    # a connection may be opened for a request that a freed one then took: opened, unused
+    assert first.connects >= len(peers[0]) > 0
+    assert peers[1] & peers[0]  # reused
+    assert second.connects >= len(peers[1] - peers[0])
+
+
+async def test_without_pools_every_step_opens_its_own_connections(
+    notified: tuple[TestServer, list[set[int]]],
+) -> None:
+    srv, peers = notified
+    first, second = await _two_steps(srv, peers, None)
+    assert (first.errors, second.errors) == (0, 0)
+    assert not peers[1] & peers[0]
+    assert second.connects >= len(peers[1]) > 0
