@@ -131,10 +131,12 @@ class RawPool:
     at a time. Requests beyond the limit queue for a free connection.
 
     ``request`` returns a future at once: the caller may await it or add a callback,
-    so an open-loop generator needs no task per request. A connection idle for more
-    than ``max_idle`` seconds is closed instead of reused: the server may be closing
-    it (aiohttp's keep-alive timeout is 75 s), and a request written into that close
-    would be lost. ``opened`` counts the connections made, for the caller's report."""
+    so an open-loop generator needs no task per request. ``close_stale`` closes the
+    connections idle for more than ``max_idle`` seconds: the server may be about to
+    close them (aiohttp's keep-alive timeout is 75 s), and a request written into
+    that close would be lost. It is the caller's to call, between steps: hundreds of
+    connections closed at once cost the server a burst of work. ``opened`` counts
+    the connections made, for the caller's report."""
 
     def __init__(self, host: str, port: int, *, limit: int = 512,
                  max_idle: float = 30.0) -> None:
@@ -155,8 +157,6 @@ class RawPool:
     def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
         """Send ``data`` on a free connection (or once one is free): (status, body)."""
         waiter: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
-        if self._idle and self._idle[0][1] < self._loop.time() - self._max_idle:
-            self._close_stale()
         if self._idle:
             self._idle.pop()[0].send(data, waiter)
         else:
@@ -164,14 +164,18 @@ class RawPool:
             self._dispatch()
         return waiter
 
-    def _close_stale(self) -> None:
-        """Close the connections idle too long (the oldest idle come first)."""
+    def close_stale(self) -> int:
+        """Close the connections idle longer than ``max_idle``; how many."""
         limit = self._loop.time() - self._max_idle
-        while self._idle and self._idle[0][1] < limit:
-            conn, _ = self._idle.pop(0)
+        stale = 0
+        while stale < len(self._idle) and self._idle[stale][1] < limit:  # oldest first
+            stale += 1
+        for conn, _ in self._idle[:stale]:
             self._all.discard(conn)
             self._open -= 1
             conn.close()
+        del self._idle[:stale]
+        return stale
 
     def _dispatch(self) -> None:
         """Open a connection for each queued request no connect is under way for,

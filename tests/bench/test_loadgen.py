@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bench import loadgen
 from bench.loadgen import Pools, StepReport, StepSpec, run_step
 
 
@@ -69,3 +70,19 @@ async def test_without_pools_every_step_opens_its_own_connections(
     assert (first.errors, second.errors) == (0, 0)
     assert not peers[1] & peers[0]
     assert second.connects >= len(peers[1]) > 0
+
+
+async def test_a_step_that_had_to_open_many_connections_closes_its_pool_at_its_end(
+    notified: tuple[TestServer, list[set[int]]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a saturated service left a thousand connections open; kept, their close later
+    # would land in a measured step
+    monkeypatch.setattr(loadgen, "_KEEP_AFTER_OPENING", 0)
+    srv, peers = notified
+    pools = Pools()
+    try:
+        first, second = await _two_steps(srv, peers, pools)
+    finally:
+        await pools.close()
+    assert (first.errors, second.errors) == (0, 0)
+    assert not peers[1] & peers[0]

@@ -117,9 +117,9 @@ async def test_a_server_that_is_not_there_is_an_error_not_a_hang() -> None:
         await pool.close()
 
 
-@pytest.mark.parametrize(("max_idle", "connections"), [(30.0, 1), (0.05, 2)])
-async def test_a_connection_idle_longer_than_max_idle_is_closed_not_reused(
-    server: tuple[TestServer, set[int]], max_idle: float, connections: int,
+@pytest.mark.parametrize(("max_idle", "stale", "connections"), [(30.0, 0, 1), (0.05, 1, 2)])
+async def test_close_stale_closes_the_connections_idle_longer_than_max_idle(
+    server: tuple[TestServer, set[int]], max_idle: float, stale: int, connections: int,
 ) -> None:
     # a server closes a keep-alive connection idle too long (aiohttp: 75 s); a request
     # written into that close would be lost, so the pool gives it up first
@@ -129,9 +129,27 @@ async def test_a_connection_idle_longer_than_max_idle_is_closed_not_reused(
     try:
         first = await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=1"))
         await asyncio.sleep(0.1)
+        closed = pool.close_stale()
         second = await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=2"))
     finally:
         await pool.close()
     assert (first, second) == ((200, b"1|"), (200, b"2|"))
+    assert closed == stale
     assert len(peers) == connections
     assert pool.opened == connections
+
+
+async def test_a_stale_connection_is_still_used_until_close_stale_is_called(
+    server: tuple[TestServer, set[int]],
+) -> None:
+    # closing hundreds at once is a burst of work for the server: never mid-step
+    srv, peers = server
+    assert srv.port is not None
+    pool = RawPool("127.0.0.1", srv.port, max_idle=0.01)
+    try:
+        await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=1"))
+        await asyncio.sleep(0.05)
+        await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=2"))
+    finally:
+        await pool.close()
+    assert len(peers) == pool.opened == 1
