@@ -10,14 +10,14 @@ against its own schedule, so a saturated generator shows.
 The connections to each server are kept from step to step (``Pools``), as a PBX's
 HTTP client keeps its own: a step starts with the connections the warm-up and the
 steps before it left open, and opens more only when more requests are in flight at
-once than ever before (``connects`` in its report). Connections idle for 30 s are
-closed before a step starts, never during one. A step that saturated the service
-(it opened more than ``_KEEP_AFTER_OPENING``) closes its pool at its end, as every
-step did before: kept, its thousand connections closed later cost a measured step
-60–700 ms. A fresh pool per step made every
-step pay for growing it again, and a service whose answers wait for the disk (the
-product's journal) paid most, in its measured tail: a burst of new connections
-cost its triggers up to 100 ms in the queue.
+once than ever before (``connects`` in its report). A fresh pool per step made
+every step pay for growing it again, and a service whose answers wait for a commit
+(the product's journal) paid most, in its measured tail: a burst of new
+connections cost its triggers up to 115 ms before the handler saw them.
+Connections idle for 30 s are closed before a step starts, never during one. A
+step that saturated the service (it opened more than ``_KEEP_AFTER_OPENING``)
+closes its pool at its end, as every step did before: kept, its thousand
+connections closed later cost a measured step 60–700 ms.
 
 The sidecar test is closed loop instead: ``concurrency`` workers ask ``GET /route``
 back to back.
