@@ -344,14 +344,18 @@ def _paired(
     notes: list[str],
 ) -> Paired | None:
     """The rounds at ``cfg.pair_rate``, as many as the time budget has room for (at
-    least one, else None). The floor is warmed up first, as every mode is: it may have
-    been idle for minutes, and a cold first step would flatter the mode against it."""
+    least one, else None). The floor is warmed up first at that rate, then the mode: the
+    floor may have been idle for minutes, and a cold first step would flatter the mode
+    against it; the mode's own warm-up was at the top rate, and a service it saturated
+    has its generator's connections closed after it (``bench.loadgen``)."""
     need = 2 * (cfg.pair_seconds + overhead)
-    if time.monotonic() + need + cfg.warmup_seconds + overhead > deadline:
+    if time.monotonic() + need + 2 * (cfg.warmup_seconds + overhead) > deadline:
         return None
     if cfg.warmup_seconds > 0:
-        run_step(cfg, floor, info, loadgen, pbx, rate=cfg.pair_rate,
-                 seconds=cfg.warmup_seconds, search=False, run_token=run_token, warmup=True)
+        for each in (floor, target):
+            run_step(cfg, each, info, loadgen, pbx, rate=cfg.pair_rate,
+                     seconds=cfg.warmup_seconds, search=False, run_token=run_token,
+                     warmup=True)
     rounds: list[tuple[StepResult, StepResult]] = []
     for _ in range(cfg.pair_rounds):
         if time.monotonic() + need > deadline:

@@ -66,12 +66,12 @@ def _run(fake: _FakeSteps, cfg: BenchConfig, *, floor: LoadTarget | None,
                     floor=floor)
 
 
-def test_p1s_rate_runs_as_rounds_of_a_floor_step_then_the_modes_after_a_floor_warm_up(
+def test_p1s_rate_runs_as_rounds_of_a_floor_step_then_the_modes_after_both_warm_up(
         fake: _FakeSteps) -> None:
     result = _run(fake, CFG, floor=FLOOR)
     assert fake.runs == [
         ("index", 1000, 2.0, "warm-up"), ("index", 250, 10.0, ""),
-        ("floor", 1000, 2.0, "warm-up"),
+        ("floor", 1000, 2.0, "warm-up"), ("index", 1000, 2.0, "warm-up"),
         *[step for _ in range(3) for step in (("floor", 1000, 5.0, "paired with index"),
                                               ("index", 1000, 5.0, "paired with floor"))]]
     assert result.paired is not None
@@ -79,7 +79,7 @@ def test_p1s_rate_runs_as_rounds_of_a_floor_step_then_the_modes_after_a_floor_wa
     at_1000 = [s for s in result.fixed() if s.rate == 1000]
     assert len(at_1000) == 1  # the three steps pooled, as the mode's figure
     assert at_1000[0].outcome.sent == 30
-    assert at_1000[0].outcome.latency.p99 == pytest.approx(2.0 + 9)  # its slowest step
+    assert at_1000[0].outcome.latency.p99 == pytest.approx(2.0 + 10)  # its slowest step
     assert result.paired.floor().outcome.latency.p99 == pytest.approx(1.0)
 
 
@@ -94,8 +94,8 @@ def test_without_rounds_the_mode_runs_its_own_step_and_the_floor_is_not_touched(
 
 
 def test_a_short_budget_runs_fewer_rounds_and_says_so(fake: _FakeSteps) -> None:
-    # warm-up 4 s, 250/s 12 s, floor warm-up 4 s, then each step 7 s: one round fits
-    result = _run(fake, CFG, floor=FLOOR, budget=4 + 12 + 4 + 14 + 6)
+    # warm-up 4 s, 250/s 12 s, both warm-ups 8 s, then each step 7 s: one round fits
+    result = _run(fake, CFG, floor=FLOOR, budget=4 + 12 + 8 + 14 + 6)
     assert result.paired is not None
     assert len(result.paired.rounds) == 1
     assert "index: 1 of 3 rounds paired with the floor (time budget)" in result.notes
