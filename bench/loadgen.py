@@ -10,14 +10,16 @@ against its own schedule, so a saturated generator shows.
 The connections to each server are kept from step to step (``Pools``), as a PBX's
 HTTP client keeps its own: a step starts with the connections the warm-up and the
 steps before it left open, and opens more only when more requests are in flight at
-once than ever before (``connects`` in its report). A fresh pool per step made
+once than those connections (``connects`` in its report). A fresh pool per step made
 every step pay for growing it again, and a service whose answers wait for a commit
 (the product's journal) paid most, in its measured tail: a burst of new
 connections cost its triggers up to 115 ms before the handler saw them.
-Connections idle for 30 s are closed before a step starts, never during one. A
-step that saturated the service (it opened more than ``_KEEP_AFTER_OPENING``)
-closes its pool at its end, as every step did before: kept, its thousand
-connections closed later cost a measured step 60–700 ms.
+Connections idle for 30 s are closed before a step starts, never during one (a step
+and its drain stay well under the 45 s more that aiohttp's 75 s keep-alive timeout
+leaves). A step that saturated the service (it opened more than
+``_KEEP_AFTER_OPENING``) or ended with requests unanswered closes its pool at its
+end, as every step did before: kept, its thousand connections closed later cost a
+measured step 60–700 ms, and unanswered requests would be answered in the next.
 
 The sidecar test is closed loop instead: ``concurrency`` workers ask ``GET /route``
 back to back.
@@ -236,6 +238,7 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
             first_error = first_error or f"{kind.name}: HTTP {status}"
 
     t0 = time.monotonic() + _START_DELAY_S
+    clean = False  # every request answered: the pool may be kept
     try:
         for offset, kind, i in schedule:
             at = t0 + offset
@@ -258,11 +261,14 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
             if pending:
                 first_error = first_error or f"{len(pending)} requests unanswered"
             await asyncio.sleep(0)  # the cancelled ones' callbacks
+            clean = not pending
+        else:
+            clean = True
     finally:
         if pools is None:
             await pool.close()
-        elif pool.opened - opened_before > _KEEP_AFTER_OPENING:  # the service fell behind
-            await pools.drop(spec)
+        elif not clean or pool.opened - opened_before > _KEEP_AFTER_OPENING:
+            await pools.drop(spec)  # the service fell behind
     sent = sorted(t for t in send_times if not math.isnan(t))
     lags.sort()
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0

@@ -144,7 +144,8 @@ class RawPool:
         self._port = port
         self._limit = limit
         self._max_idle = max_idle
-        self._idle: list[tuple[_Conn, float]] = []  # and since when, the newest last
+        # idle since when; insertion order is age order, the newest last
+        self._idle: dict[_Conn, float] = {}
         self.opened = 0
         self._open = 0  # connections open or being opened
         self._connects = 0  # of which being opened
@@ -158,7 +159,7 @@ class RawPool:
         """Send ``data`` on a free connection (or once one is free): (status, body)."""
         waiter: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
         if self._idle:
-            self._idle.pop()[0].send(data, waiter)
+            self._idle.popitem()[0].send(data, waiter)
         else:
             self._queued.append((data, waiter))
             self._dispatch()
@@ -167,15 +168,17 @@ class RawPool:
     def close_stale(self) -> int:
         """Close the connections idle longer than ``max_idle``; how many."""
         limit = self._loop.time() - self._max_idle
-        stale = 0
-        while stale < len(self._idle) and self._idle[stale][1] < limit:  # oldest first
-            stale += 1
-        for conn, _ in self._idle[:stale]:
+        stale = []
+        for conn, since in self._idle.items():  # oldest first
+            if since >= limit:
+                break
+            stale.append(conn)
+        for conn in stale:
+            del self._idle[conn]
             self._all.discard(conn)
             self._open -= 1
             conn.close()
-        del self._idle[:stale]
-        return stale
+        return len(stale)
 
     def _dispatch(self) -> None:
         """Open a connection for each queued request no connect is under way for,
@@ -224,13 +227,13 @@ class RawPool:
             if not waiter.done():  # not cancelled meanwhile
                 conn.send(data, waiter)
                 return
-        self._idle.append((conn, self._loop.time()))
+        self._idle[conn] = self._loop.time()
 
     def _lost(self, conn: _Conn) -> None:
         if conn not in self._all:  # lost before _connect took it: counted there
             return
         self._all.discard(conn)
-        self._idle = [(c, since) for c, since in self._idle if c is not conn]
+        self._idle.pop(conn, None)
         self._open -= 1
         self._dispatch()  # requests queued behind it still get a connection
 

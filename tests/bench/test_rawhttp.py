@@ -153,3 +153,27 @@ async def test_a_stale_connection_is_still_used_until_close_stale_is_called(
     finally:
         await pool.close()
     assert len(peers) == pool.opened == 1
+
+
+async def test_close_stale_closes_only_the_oldest_idle_and_frees_their_places(
+    server: tuple[TestServer, set[int]],
+) -> None:
+    srv, peers = server
+    assert srv.port is not None
+    pool = RawPool("127.0.0.1", srv.port, limit=2, max_idle=0.1)
+    try:
+        await asyncio.gather(*(  # two connections, both idle after
+            pool.request(build_get("127.0.0.1", srv.port, f"/echo?n={i}&wait=0.02"))
+            for i in range(2)))
+        await asyncio.sleep(0.15)
+        await pool.request(build_get("127.0.0.1", srv.port, "/echo?n=fresh"))  # one reused
+        closed = pool.close_stale()
+        # the other one's place is free again: with limit 2, two more at once still go
+        answers = await asyncio.wait_for(asyncio.gather(*(
+            pool.request(build_get("127.0.0.1", srv.port, f"/echo?n={i}&wait=0.02"))
+            for i in range(2))), 2)
+    finally:
+        await pool.close()
+    assert closed == 1
+    assert answers == [(200, b"0|"), (200, b"1|")]
+    assert len(peers) == pool.opened == 3
