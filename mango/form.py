@@ -29,7 +29,9 @@ def parse_form(body: bytes) -> dict[str, str]:
     """
     text = body.decode()  # strict: raw bytes that are not UTF-8 raise here
     pairs = query_to_pairs(text, max_fields=_MAX_FIELDS)
-    if any(_REPLACEMENT in name or _REPLACEMENT in value for name, value in pairs):
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict",
-                          max_num_fields=_MAX_FIELDS)
+    for name, value in pairs:  # a loop, not any(): no generator made per notification
+        if _REPLACEMENT in value or _REPLACEMENT in name:
+            pairs = parse_qsl(text, keep_blank_values=True, errors="strict",
+                              max_num_fields=_MAX_FIELDS)
+            break
     return dict(pairs)
