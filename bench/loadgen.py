@@ -179,14 +179,14 @@ class Pools:
         self._pools: dict[tuple[str, int, int], RawPool] = {}
 
     def get(self, spec: StepSpec) -> RawPool:
-        key = (spec.host, spec.port, spec.conn_limit)
-        pool = self._pools.get(key)
+        pool = self._pools.get(_key(spec))
         if pool is None:
-            pool = self._pools[key] = RawPool(spec.host, spec.port, limit=spec.conn_limit)
+            pool = self._pools[_key(spec)] = RawPool(spec.host, spec.port,
+                                                     limit=spec.conn_limit)
         return pool
 
     async def drop(self, spec: StepSpec) -> None:
-        pool = self._pools.pop((spec.host, spec.port, spec.conn_limit), None)
+        pool = self._pools.pop(_key(spec), None)
         if pool is not None:
             await pool.close()
 
@@ -196,8 +196,16 @@ class Pools:
             await pool.close()
 
 
+def _key(spec: StepSpec) -> tuple[str, int, int]:
+    return spec.host, spec.port, spec.conn_limit
+
+
 async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
-    """One step; with ``pools``, over the connections earlier steps left open."""
+    """One step; with ``pools``, over the connections earlier steps left open (without,
+    over connections of its own, closed at its end)."""
+    own = pools is None
+    if pools is None:
+        pools = Pools()
     schedule = build_schedule(
         spec.rate, spec.seconds, connected_s=spec.connected_s, end_s=spec.end_s
     )
@@ -211,8 +219,7 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
     errors = 0
     triggers_failed = 0
     first_error: str | None = None
-    pool = pools.get(spec) if pools is not None else RawPool(
-        spec.host, spec.port, limit=spec.conn_limit)
+    pool = pools.get(spec)
     pool.close_stale()  # before the clock starts (_START_DELAY_S): not in the step
     opened_before = pool.opened
     outstanding: set[asyncio.Future[tuple[int, bytes]]] = set()
@@ -265,10 +272,9 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
         else:
             clean = True
     finally:
-        if pools is None:
-            await pool.close()
-        elif not clean or pool.opened - opened_before > _KEEP_AFTER_OPENING:
-            await pools.drop(spec)  # the service fell behind
+        # not kept when the service fell behind (see the module's docstring)
+        if own or not clean or pool.opened - opened_before > _KEEP_AFTER_OPENING:
+            await pools.drop(spec)
     sent = sorted(t for t in send_times if not math.isnan(t))
     lags.sort()
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
