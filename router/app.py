@@ -96,10 +96,12 @@ _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stay
 # finds the journal quiet is written at once.
 _JOURNAL_SPACING = 0.01
 # A written batch's 200s go four per turn of the event loop (see router.batcher).
-# The index mode's p99 at 1,000 calls/s in paired rounds, beside the floor's 1.6-3.9
-# ms: all of a batch's at once, 3.6-12 ms (median 6.2, nine rounds); six per turn,
-# 2.7-9.5 (3.8, fifteen); four, 2.7-4.2 (3.5, six); three, 2.9-4.4 (3.5, six) but
-# with more bursts of new connections from the load generator (its 200s come later).
+# The index mode's p99 at 1,000 calls/s in paired rounds, interleaved runs of
+# `python -m bench --modes floor,index --rates 1000 --pair-rounds 3 ...`: all of a
+# batch's at once, 3.6-23 ms (median 6.3, 18 rounds, P1 0.20-0.51 in six runs);
+# four per turn, 2.7-9.6 ms but for one round of 98 (median 3.5, 15 rounds, P1
+# 0.08-0.69 in five). Six or twelve per turn did less (medians 3.8 and 4.4); three
+# no better, with more bursts of new connections (its 200s come later).
 _JOURNAL_RELEASE = 4
 _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 
