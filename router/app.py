@@ -95,14 +95,6 @@ _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stay
 # quarter at 1,500/s; 10 ms keeps most of that at half the wait. An event that
 # finds the journal quiet is written at once.
 _JOURNAL_SPACING = 0.01
-# A written batch's 200s go four per turn of the event loop (see router.batcher).
-# The index mode's p99 at 1,000 calls/s in paired rounds, interleaved runs of
-# `python -m bench --modes floor,index --rates 1000 --pair-rounds 3 ...`: all of a
-# batch's at once, 3.6-23 ms (median 6.3, 18 rounds, P1 0.20-0.51 in six runs);
-# four per turn, 2.7-9.6 ms but for one round of 98 (median 3.5, 15 rounds, P1
-# 0.08-0.69 in five). Six or twelve per turn did less (medians 3.8 and 4.4); three
-# no better, with more bursts of new connections (its 200s come later).
-_JOURNAL_RELEASE = 4
 _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 
 
@@ -285,7 +277,7 @@ async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
 
     # the PBX's 200 waits for it, and gets a 503 if that takes too long
     app[JOURNAL] = BatchWriter("journal", journal, spacing=_JOURNAL_SPACING,
-                               wait_limit=_JOURNAL_WAIT, release=_JOURNAL_RELEASE)
+                               wait_limit=_JOURNAL_WAIT)
     app[DECISIONS] = BatchWriter("decisions", decisions, spacing=_DECISIONS_SPACING)
     app[JOURNAL].start()
     app[DECISIONS].start()

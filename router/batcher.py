@@ -12,11 +12,7 @@ been quiet that long goes at once, and under load the items of a whole
 ``spacing`` share one statement. Measured on the journal, a statement of 7 rows
 cost PostgreSQL 58 µs a row and one of 25 rows 33 µs: the statement, not the
 row, is the cost, and without spacing a busy writer writes back to back in small
-batches. A writer made with ``release`` ends the waits of a written batch that many
-per turn of the event loop, not all in one: each ended wait resumes a handler that
-writes its answer, and a whole batch of them (about 40 at 4,000 notifications a
-second) is a few milliseconds in which the loop reads no socket, so a routing
-trigger that comes meanwhile waits behind all of them.
+batches.
 """
 
 from __future__ import annotations
@@ -44,11 +40,6 @@ _REFUSED = (
 )
 
 
-def _end(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():  # a wait that timed out has ended already
-        waiter.set_result(None)
-
-
 def give_up(waiter: asyncio.Future[Any]) -> None:
     """Timer callback: fail a wait that took too long (if it has not ended)."""
     if not waiter.done():
@@ -56,20 +47,17 @@ def give_up(waiter: asyncio.Future[Any]) -> None:
 
 
 class BatchWriter(Generic[T]):
-    __slots__ = ("_flush", "_max_batch", "_name", "_queue", "_release", "_spacing", "_task",
-                 "_timer", "_wait_limit", "_wake")
+    __slots__ = ("_flush", "_max_batch", "_name", "_queue", "_spacing", "_task", "_timer",
+                 "_wait_limit", "_wake")
 
     def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[None]],
                  *, max_batch: int = 1000, spacing: float = 0.0,
-                 wait_limit: float | None = None, release: int | None = None) -> None:
-        if release is not None and release < 1:
-            raise ValueError("release must be at least 1")
+                 wait_limit: float | None = None) -> None:
         self._name = name
         self._flush = flush
         self._max_batch = max_batch
         self._spacing = spacing
         self._wait_limit = wait_limit
-        self._release = release
         self._timer: asyncio.TimerHandle | None = None
         self._queue: list[tuple[T, asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
@@ -122,17 +110,9 @@ class BatchWriter(Generic[T]):
                 self._timer.cancel()
                 self._timer = None
         del self._queue[: len(batch)]
-        waits = [done for _, done in batch if done is not None]
-        step = self._release
-        try:
-            if step is not None:
-                for end in range(step, len(waits), step):
-                    for done in waits[end - step:end]:
-                        _end(done)
-                    await asyncio.sleep(0)  # a turn of the loop: it reads its sockets
-        finally:  # the last few; or, cancelled meanwhile, all the rest: they are written
-            for done in waits:
-                _end(done)
+        for _, done in batch:
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def _write_batch(self, batch: list[tuple[T, asyncio.Future[None] | None]]) -> None:
         attempt = 0
