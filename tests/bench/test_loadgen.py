@@ -21,7 +21,8 @@ async def notified() -> AsyncIterator[tuple[TestServer, list[set[int]]]]:
 
     async def accept(request: web.Request) -> web.Response:
         peers[-1].add(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
-        await request.read()
+        if b"slow-" in await request.read():  # calls of a step the service falls behind in
+            await asyncio.sleep(0.5)
         return web.json_response({"result": 1000})
 
     app = web.Application()
@@ -95,4 +96,25 @@ async def test_a_step_that_had_to_open_many_connections_closes_its_pool_at_its_e
     srv, peers = notified
     first, second, _ = await _two_pooled_steps(srv, peers)
     assert (first.errors, second.errors) == (0, 0)
+    assert not peers[1] & peers[0]
+
+
+async def test_a_step_that_ended_with_requests_unanswered_closes_its_pool_at_its_end(
+    notified: tuple[TestServer, list[set[int]]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # kept, the late answers would reach the next step's requests
+    monkeypatch.setattr(loadgen, "_DRAIN_TIMEOUT_S", 0.1)
+    srv, peers = notified
+    assert srv.port is not None
+    pools = Pools()
+    try:
+        first = await run_step(_spec(srv.port, "slow-"), pools)
+        peers.append(set())
+        second = await run_step(_spec(srv.port, "b-"), pools)
+    finally:
+        await pools.close()
+    assert first.errors > 0
+    assert second.errors == 0
+    assert peers[0]
+    assert peers[1]
     assert not peers[1] & peers[0]
