@@ -179,10 +179,10 @@ class Pools:
         self._pools: dict[tuple[str, int, int], RawPool] = {}
 
     def get(self, spec: StepSpec) -> RawPool:
-        pool = self._pools.get(_key(spec))
+        key = _key(spec)
+        pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[_key(spec)] = RawPool(spec.host, spec.port,
-                                                     limit=spec.conn_limit)
+            pool = self._pools[key] = RawPool(spec.host, spec.port, limit=spec.conn_limit)
         return pool
 
     async def drop(self, spec: StepSpec) -> None:
@@ -260,6 +260,7 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
             fut = pool.request(requests[kind, i])
             outstanding.add(fut)
             fut.add_done_callback(partial(answered, kind))
+        pending: set[asyncio.Future[tuple[int, bytes]]] = set()
         if outstanding:
             _, pending = await asyncio.wait(set(outstanding), timeout=_DRAIN_TIMEOUT_S)
             for fut in pending:
@@ -268,9 +269,7 @@ async def run_step(spec: StepSpec, pools: Pools | None = None) -> StepReport:
             if pending:
                 first_error = first_error or f"{len(pending)} requests unanswered"
             await asyncio.sleep(0)  # the cancelled ones' callbacks
-            clean = not pending
-        else:
-            clean = True
+        clean = not pending
     finally:
         # not kept when the service fell behind (see the module's docstring)
         if own or not clean or pool.opened - opened_before > _KEEP_AFTER_OPENING:

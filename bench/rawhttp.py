@@ -174,9 +174,7 @@ class RawPool:
                 break
             stale.append(conn)
         for conn in stale:
-            del self._idle[conn]
-            self._all.discard(conn)
-            self._open -= 1
+            self._forget(conn)  # first: its connection_lost then finds it gone
             conn.close()
         return len(stale)
 
@@ -232,10 +230,13 @@ class RawPool:
     def _lost(self, conn: _Conn) -> None:
         if conn not in self._all:  # lost before _connect took it: counted there
             return
+        self._forget(conn)
+        self._dispatch()  # requests queued behind it still get a connection
+
+    def _forget(self, conn: _Conn) -> None:
         self._all.discard(conn)
         self._idle.pop(conn, None)
         self._open -= 1
-        self._dispatch()  # requests queued behind it still get a connection
 
     async def close(self) -> None:
         self._closed = True
