@@ -51,6 +51,7 @@ class BenchConfig:
     out_dir: Path
     work_dir: Path | None  # None: a fresh temporary directory, removed at the end
     keep_work: bool
+    pin: bool  # the service under test on a core of its own (bench.cpus); off by default
 
     @staticmethod
     def full() -> BenchConfig:
@@ -85,6 +86,7 @@ class BenchConfig:
             out_dir=_OUT,
             work_dir=None,
             keep_work=False,
+            pin=False,
         )
 
     def pairs_with_floor(self, mode: str) -> bool:
@@ -146,6 +148,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     p.add_argument("--out", type=Path, help="output directory (default bench/out)")
     p.add_argument("--work-dir", type=Path, help="where data and databases go (kept)")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work dir")
+    p.add_argument("--pin", action="store_true",
+                   help="the service under test on a core of its own, everything else on "
+                        "the others (default: every process left to the kernel)")
     a = p.parse_args(argv)
     cfg = BenchConfig.quick_run() if a.quick else BenchConfig.full()
     if a.modes:
@@ -199,4 +204,6 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         cfg = replace(cfg, work_dir=a.work_dir, keep_work=True)
     if a.keep_work:
         cfg = replace(cfg, keep_work=True)
+    if a.pin:
+        cfg = replace(cfg, pin=True)
     return cfg

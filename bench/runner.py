@@ -33,6 +33,7 @@ from bench.auto import (
     wait_synced,
 )
 from bench.config import BenchConfig
+from bench.cpus import CpuLayout, pin, postmaster_pid, split_cpus
 from bench.crm import CrmProcess, crm_unavailable
 from bench.data import DatasetInfo, plan_calls, write_dataset
 from bench.floor import FIXED_EXTENSION
@@ -71,6 +72,8 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     imported: set[Path] = field(default_factory=set)
     floor_error: str | None = None  # why the floor's service did not start
+    cpus: CpuLayout | None = None  # None: unpinned (bench.cpus)
+    machine: str = ""
 
     def remaining(self) -> float:
         return self.cfg.budget_s - (time.monotonic() - self.started)
@@ -97,10 +100,20 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     started = time.monotonic()
     work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="mango-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    state = _Run(cfg=cfg, work=work, started=started, token=secrets.token_hex(3))
+    state = _Run(cfg=cfg, work=work, started=started, token=secrets.token_hex(3),
+                 machine=machine_description())  # before the harness pins itself
+    allowed = frozenset(os.sched_getaffinity(0))
+    state.cpus = split_cpus(allowed) if cfg.pin else None
+    if state.cpus is not None:
+        pin(os.getpid(), state.cpus.rest)  # what the harness starts inherits it
+        state.notes.append(f"pinned (--pin): {state.cpus.describe()}")
+    elif cfg.pin:
+        state.notes.append("not pinned: one core only")
     try:
         return _run(state)
     finally:
+        if state.cpus is not None:
+            pin(os.getpid(), allowed)
         if not cfg.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -148,7 +161,7 @@ def _run(st: _Run) -> dict[str, Any]:
     index_build = _index_build(st)
     results = build_results(
         cfg,
-        machine=machine_description(),
+        machine=st.machine,
         modes=modes,
         index_build=index_build,
         freshness=freshness,
@@ -214,10 +227,12 @@ def _run_mode(
         spec = ServiceSpec(
             name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
             env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
+            cpus=st.cpus.service if st.cpus is not None else None,
         )
         service = ServiceProcess(spec)
         try:
             took = service.start()
+            _pin_database(st, data_dir)
             logger.info("%s ready in %.1f s (pid %s)", spec.name, took, service.pid)
             if mode == "auto":
                 _start_auto(st, service, info)
@@ -260,6 +275,7 @@ def _floor_service(st: _Run, pbx: PbxProcess) -> Iterator[LoadTarget | None]:
               "--pbx-url", pbx.url, "--api-key", API_KEY, "--salt", API_SALT],
         env=dict(os.environ), cwd=st.work, host=HOST, port=port,
         log_path=cfg.out_dir / "logs" / "floor.log", ready_timeout_s=30,
+        cpus=st.cpus.service if st.cpus is not None else None,
     )
     service = ServiceProcess(spec)
     try:
@@ -375,6 +391,16 @@ def _crm_if_needed(st: _Run, mode: str, info: DatasetInfo) -> Iterator[CrmProces
         yield crm
     finally:
         crm.stop()
+
+
+def _pin_database(st: _Run, data_dir: Path) -> None:
+    """PostgreSQL to the harness's cores: ``serve`` starts it when no import left it
+    running, and then it starts on the service's core."""
+    if st.cpus is None:
+        return
+    pid = postmaster_pid(data_dir / "pg")
+    if pid is None or pin(pid, st.cpus.rest) == 0:
+        st.notes.append(f"PostgreSQL under {data_dir} not found: not pinned")
 
 
 def _ensure_imported(st: _Run, path: Path, data_dir: Path, env: dict[str, str]) -> float:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpus import pin
+
 __all__ = [
     "ServiceError",
     "ServiceProcess",
@@ -55,6 +57,7 @@ class ServiceSpec:
     port: int
     log_path: Path
     ready_timeout_s: float = 180.0
+    cpus: frozenset[int] | None = None  # pinned to these as it starts (bench.cpus)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -95,6 +98,8 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        if spec.cpus is not None:  # before it starts threads or children: they inherit it
+            pin(self._proc.pid, spec.cpus)
         deadline = t0 + spec.ready_timeout_s
         while time.monotonic() < deadline:
             code = self._proc.poll()

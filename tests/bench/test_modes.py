@@ -107,3 +107,12 @@ def test_only_index_and_auto_pair_with_the_floor_and_only_at_one_of_their_rates(
     assert not any(CFG.pairs_with_floor(m) for m in ("floor", "sql", "crm"))
     assert not replace(CFG, rates=(250, 500)).pairs_with_floor("index")
     assert not replace(CFG, pair_rounds=0).pairs_with_floor("index")
+
+
+def test_the_warm_up_runs_at_p1s_rate_not_at_a_higher_one_that_saturates(
+        fake: _FakeSteps) -> None:
+    _run(fake, replace(CFG, rates=(250, 1000, 2000)), floor=None)
+    assert fake.runs[0] == ("index", 1000, 2.0, "warm-up")
+    fake.runs.clear()
+    _run(fake, replace(CFG, rates=(250, 500)), floor=None)  # P1's rate not run: the highest
+    assert fake.runs[0] == ("index", 500, 2.0, "warm-up")
