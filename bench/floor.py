@@ -30,7 +30,6 @@ from lookup.settings import Settings
 from mango.client import PbxClient, pbx_session
 from mango.form import parse_form
 from mango.signing import verify
-from router.eager import start_now
 from router.gc_tuning import tune_gc
 
 __all__ = ["FIXED_EXTENSION", "FloorConfig", "create_floor_app", "main"]
@@ -107,7 +106,7 @@ async def _notification(request: web.Request) -> web.Response:
         except orjson.JSONDecodeError:
             return web.Response(status=400, text="bad json")
         if isinstance(event, dict) and _is_trigger(event):
-            task = start_now(_route(relay, str(event.get("call_id", ""))))  # as the product
+            task = asyncio.create_task(_route(relay, str(event.get("call_id", ""))))
             relay.tasks.add(task)
             task.add_done_callback(relay.tasks.discard)
     return web.Response(text="ok")

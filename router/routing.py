@@ -39,7 +39,6 @@ from mango.events import CallEvent
 from megaplan.client import MegaplanClient
 from router.batcher import BatchWriter
 from router.claims import Claims, claim_key
-from router.eager import start_now
 from router.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -86,8 +85,8 @@ class Router:
         self._command_ids = (f"{prefix}{n:08x}" for n in itertools.count())
 
     def start(self, account: Account, call: CallEvent, received_at: float) -> None:
-        """Route now, the rest in the background: the PBX's 200 does not wait for it."""
-        task = start_now(self.route(account, call, received_at))
+        """Route in the background: the PBX's 200 does not wait for it."""
+        task = asyncio.create_task(self.route(account, call, received_at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
