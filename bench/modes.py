@@ -273,9 +273,9 @@ def run_mode(
         # Not counted: the first calls after a start pay for cold connections, page
         # faults in the index and the database's caches, and a short step's p99 is
         # made of a handful of calls. (The crm mode waits 150 ms for the CRM anyway.)
-        # At P1's rate, which every mode should hold: at the highest (2,000/s, past
-        # what the services hold on 2 pinned cores) the product's database was still
-        # catching up during the rounds after it, which then opened hundreds of
+        # At P1's rate, which every mode should hold: at the highest (2,000/s, at or
+        # past what the services hold on the 2-core VM) the product's database was
+        # still catching up during the rounds after it, which then opened hundreds of
         # connections each.
         rate = cfg.pair_rate if cfg.pair_rate in cfg.rates else max(cfg.rates)
         run_step(cfg, target, info, loadgen, pbx, rate=rate, seconds=cfg.warmup_seconds,

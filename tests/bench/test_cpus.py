@@ -15,6 +15,8 @@ import pytest
 
 from bench.config import parse_args
 from bench.cpus import CpuLayout, pin, postmaster_pid, split_cpus
+from bench.procs import free_port
+from bench.service import ServiceProcess, ServiceSpec
 
 ALLOWED = frozenset(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two allowed cores")
@@ -92,3 +94,22 @@ def test_the_postmaster_is_found_by_its_pid_file(tmp_path: Path) -> None:
     assert postmaster_pid(tmp_path) == 4242
     (tmp_path / "postmaster.pid").write_text("garbage\n")
     assert postmaster_pid(tmp_path) is None
+
+
+@needs_two
+def test_a_service_is_pinned_as_it_starts(tmp_path: Path) -> None:
+    one = frozenset({max(ALLOWED)})
+    port = free_port()
+    service = ServiceProcess(ServiceSpec(
+        name="floor", argv=[sys.executable, "-m", "bench.floor", "--port", str(port),
+                            "--pbx-url", "http://127.0.0.1:9/vpbx/", "--api-key", "k",
+                            "--salt", "s"],
+        env=dict(os.environ), cwd=tmp_path, host="127.0.0.1", port=port,
+        log_path=tmp_path / "floor.log", ready_timeout_s=60, cpus=one))
+    try:
+        service.start()
+        assert service.pid is not None
+        assert {os.sched_getaffinity(t.id) == one
+                for t in psutil.Process(service.pid).threads()} == {True}
+    finally:
+        service.stop()
