@@ -78,6 +78,10 @@ class _Run:
     def remaining(self) -> float:
         return self.cfg.budget_s - (time.monotonic() - self.started)
 
+    def service_cpus(self) -> frozenset[int] | None:
+        """Where a service under test is pinned (None: unpinned)."""
+        return self.cpus.service if self.cpus is not None else None
+
 
 def product_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment users give ``mango-router``: embedded PostgreSQL under ``data_dir``."""
@@ -227,7 +231,7 @@ def _run_mode(
         spec = ServiceSpec(
             name=f"mango-router serve ({mode})", argv=[*product_command(), "serve"],
             env=env, cwd=st.work, host=HOST, port=port, log_path=logs / f"serve-{mode}.log",
-            cpus=st.cpus.service if st.cpus is not None else None,
+            cpus=st.service_cpus(),
         )
         service = ServiceProcess(spec)
         try:
@@ -275,7 +279,7 @@ def _floor_service(st: _Run, pbx: PbxProcess) -> Iterator[LoadTarget | None]:
               "--pbx-url", pbx.url, "--api-key", API_KEY, "--salt", API_SALT],
         env=dict(os.environ), cwd=st.work, host=HOST, port=port,
         log_path=cfg.out_dir / "logs" / "floor.log", ready_timeout_s=30,
-        cpus=st.cpus.service if st.cpus is not None else None,
+        cpus=st.service_cpus(),
     )
     service = ServiceProcess(spec)
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,10 +68,7 @@ def family() -> Iterator[tuple[psutil.Process, int]]:
 def test_a_process_its_children_and_their_threads_are_pinned(
         family: tuple[psutil.Process, int]) -> None:
     parent, child = family
-    one = frozenset({max(ALLOWED)})
-    deadline = time.monotonic() + 10
-    while parent.num_threads() < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    one = frozenset({max(ALLOWED)})  # its thread runs: it started before the child
     assert pin(parent.pid, one) == 2
     threads = [t.id for t in parent.threads()]
     assert len(threads) == 2  # the one started before the pin too
