@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["CpuLayout", "pin", "postmaster_pid", "split_cpus"]
+__all__ = ["CpuLayout", "allowed_cpus", "pin", "postmaster_pid", "split_cpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,13 @@ class CpuLayout:
 
 def _cpus(cpus: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cpus))
+
+
+def allowed_cpus() -> frozenset[int]:
+    """The cores this process may run on; none where the OS keeps no affinity (macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return frozenset()
+    return frozenset(os.sched_getaffinity(0))
 
 
 def split_cpus(allowed: Iterable[int]) -> CpuLayout | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.config import BenchConfig
+from bench.cpus import allowed_cpus
 from bench.modes import ModeResult, Paired, StepResult
 
 __all__ = [
@@ -39,7 +40,7 @@ def machine_description() -> str:
                     break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(allowed_cpus()) or os.cpu_count()
     parts = [platform.node(), platform.machine(), f"{cores} cores"]
     if model:
         parts.append(model)

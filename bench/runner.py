@@ -33,7 +33,7 @@ from bench.auto import (
     wait_synced,
 )
 from bench.config import BenchConfig
-from bench.cpus import CpuLayout, pin, postmaster_pid, split_cpus
+from bench.cpus import CpuLayout, allowed_cpus, pin, postmaster_pid, split_cpus
 from bench.crm import CrmProcess, crm_unavailable
 from bench.data import DatasetInfo, plan_calls, write_dataset
 from bench.floor import FIXED_EXTENSION
@@ -106,13 +106,13 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     state = _Run(cfg=cfg, work=work, started=started, token=secrets.token_hex(3),
                  machine=machine_description())  # before the harness pins itself
-    allowed = frozenset(os.sched_getaffinity(0))
-    state.cpus = split_cpus(allowed) if cfg.pin else None
+    allowed = allowed_cpus() if cfg.pin else frozenset()  # read only when asked to pin
+    state.cpus = split_cpus(allowed)
     if state.cpus is not None:
         pin(os.getpid(), state.cpus.rest)  # what the harness starts inherits it
         state.notes.append(f"pinned (--pin): {state.cpus.describe()}")
     elif cfg.pin:
-        state.notes.append("not pinned: one core only")
+        state.notes.append("not pinned: fewer than two cores this process may use")
     try:
         return _run(state)
     finally:

@@ -13,11 +13,11 @@ import psutil
 import pytest
 
 from bench.config import parse_args
-from bench.cpus import CpuLayout, pin, postmaster_pid, split_cpus
+from bench.cpus import CpuLayout, allowed_cpus, pin, postmaster_pid, split_cpus
 from bench.procs import free_port
 from bench.service import ServiceProcess, ServiceSpec
 
-ALLOWED = frozenset(os.sched_getaffinity(0))
+ALLOWED = allowed_cpus()
 needs_two = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two allowed cores")
 
 # a parent with a thread started before it is pinned, and a child of its own
@@ -38,6 +38,17 @@ def test_the_service_gets_the_first_core_and_the_rest_the_others() -> None:
 def test_one_core_is_not_split() -> None:
     assert split_cpus([5]) is None
     assert split_cpus([]) is None
+
+
+def test_the_allowed_cores_are_this_process_affinity() -> None:
+    assert allowed_cpus() == frozenset(os.sched_getaffinity(0))
+
+
+def test_where_the_os_keeps_no_affinity_no_core_is_known_and_nothing_is_split(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS
+    assert allowed_cpus() == frozenset()
+    assert split_cpus(allowed_cpus()) is None
 
 
 def test_the_layout_says_which_core_is_whose() -> None:
