@@ -6,9 +6,12 @@ later ``result/route`` as ``final_result``) and the CRM actions planned for it
 timestamps, which stay ``datetime``.
 
 Lists of calls (the API's recent calls, the calls page, the overview's hours)
-read the ``calls`` table, one row per call that a trigger on the journal keeps
-(migration 0008): grouping the journal's events per call is far too slow once
-it holds millions. They are newest first by the call's start (its first
+read the ``calls`` table, one row per call, folded from the journal's events
+(migrations 0008 and 0013): grouping the journal's events per call is far too
+slow once it holds millions. The folding is done after the PBX's 200, by each
+serving replica's folder (``router.calls_folder``) and by the lists themselves
+before they read (``fold_pending``), so a list shows every call journaled
+before it was asked for. They are newest first by the call's start (its first
 notification's arrival), which never moves, so a page's cursor is exact.
 A number is searched by its canonical key (E.164 digits, as
 ``lookup.phones.phone_key`` gives it), matched exactly against the call's
@@ -47,6 +50,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "find_call",
+    "fold_pending",
     "recent_calls",
 ]
 
@@ -60,6 +64,9 @@ Direction = Literal["in", "out", "internal", "unknown"]
 Outcome = Literal["answered", "missed", "in_progress"]
 
 _NEWEST = (datetime(9999, 12, 31, tzinfo=UTC), "")  # a cursor before every call
+
+FOLD_BATCHES = 200
+"""Journal statements folded per transaction (a few thousand events under load)."""
 
 # A call's row as the lists read it: direction and outcome are decided here, once.
 # {silence}: the parameter that holds SILENCE_S.
@@ -252,6 +259,26 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return started_at, entry_id
 
 
+async def fold_pending(con: Conn | asyncpg.Pool, *, wait: bool = False,
+                       batches: int = FOLD_BATCHES) -> int:
+    """Fold the journal's events that are not in their ``calls`` rows yet, up to
+    ``batches`` journal statements' worth; how many statements were folded.
+
+    Any session may fold; each statement's events are folded once. ``wait``: the
+    statements another session is folding now are waited for (and are then in the
+    rows), so a read after it sees every call journaled before; without it they are
+    left to that session.
+    """
+    taken: int = await con.fetchval("SELECT fold_pending_calls($1, $2)", batches, not wait)
+    return taken
+
+
+async def _fold_all(con: Conn | asyncpg.Pool) -> None:
+    """Before a list reads: every call journaled so far is in the rows."""
+    while await fold_pending(con, wait=True) == FOLD_BATCHES:
+        pass
+
+
 async def calls_page(con: Conn | asyncpg.Pool, account_id: int, *, number: str | None = None,
                      before: str | None = None, limit: int = 50) -> CallsPage:
     """The account's calls newest first, ``limit`` of them, older than the cursor
@@ -260,6 +287,7 @@ async def calls_page(con: Conn | asyncpg.Pool, account_id: int, *, number: str |
     Raises ``BadCursor`` for a cursor this function did not give.
     """
     at, entry = _NEWEST if before is None else decode_cursor(before)
+    await _fold_all(con)
     args: list[Any] = [account_id, at, entry, limit + 1, SILENCE_S]
     if number is None:
         rows = await con.fetch(_LIST_ALL, *args)
@@ -295,6 +323,7 @@ async def calls_by_hour(con: Conn | asyncpg.Pool, account_id: int, start: dateti
     """The calls that started in [start, end), per hour of ``timezone``'s clock
     (0-23; a day has 24 whatever its length: a repeated hour counts twice)."""
     hours = [HourCounts(hour=h) for h in range(24)]
+    await _fold_all(con)
     for r in await con.fetch(_BY_HOUR, account_id, start, end, SILENCE_S, timezone):
         h, outcome, calls = hours[r["hour"]], r["outcome"], r["calls"]
         h.calls += calls
@@ -315,6 +344,7 @@ async def recent_calls(con: Conn | asyncpg.Pool, account_id: int, *, number: str
     """The account's latest ``limit`` calls, newest first by their start; only
     ``number``'s if given (a phone key, matched against the outside party and the
     line), each as ``find_call`` gives it."""
+    await _fold_all(con)
     args: list[Any] = [account_id, *_NEWEST, limit]
     if number is None:
         rows = await con.fetch(_ENTRIES_ALL, *args)

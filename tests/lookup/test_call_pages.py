@@ -1,5 +1,5 @@
-"""The admin pages' calls: the ``calls`` rows the journal's trigger keeps, the calls
-page (cursor, search, what a row says), one call's timeline and the overview."""
+"""The admin pages' calls: the ``calls`` rows folded from the journal, the calls page
+(cursor, search, what a row says), one call's timeline and the overview."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,16 @@ import orjson
 import pytest
 
 from automation.call_model import SILENCE
-from lookup.calls import SILENCE_S, BadCursor, CallRow, calls_page, find_call, recent_calls
+from lookup.calls import (
+    FOLD_BATCHES,
+    SILENCE_S,
+    BadCursor,
+    CallRow,
+    calls_page,
+    find_call,
+    fold_pending,
+    recent_calls,
+)
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
 from lookup.outbox import NewAction, complete, fail, plan
@@ -34,7 +42,6 @@ from tests.router.data import ALL, ROUTED
 
 CALLER = "79161234567"
 LINE = "74951112233"
-MIGRATION = Path(__file__).parents[2] / "lookup" / "migrations" / "0008_call_pages.sql"
 
 
 @pytest.fixture
@@ -146,6 +153,7 @@ async def test_a_call_is_in_progress_until_its_summary_or_every_leg_hung_up_or_s
     await _call(pool, account, "summarised")
     await write_journal(pool, [_entry(account, "summary", _summary("summarised", 0))])
     await _call(pool, account, "silent")
+    await fold_pending(pool)
     await pool.execute("UPDATE calls SET last_at = last_at - make_interval(secs => $1)"
                        " WHERE entry_id = 'silent'", SILENCE_S + 1)
     outcomes = {c.entry_id: c.outcome for c in (await calls_page(pool, account)).calls}
@@ -163,17 +171,36 @@ async def test_the_summarys_result_wins_over_the_legs(pool: asyncpg.Pool, accoun
     assert not (await _row(pool, account, "e1")).answered
 
 
-async def test_the_rows_built_at_once_from_the_journal_equal_those_the_trigger_kept(
+async def test_a_journal_statement_marks_its_events_and_one_fold_takes_them_once(
     pool: asyncpg.Pool, account: int
 ) -> None:
-    """The migration's backfill (the journal there is, in slices) and the trigger fold
-    events alike, however the events were split into statements."""
+    await write_journal(pool, [_entry(account, "call", call_event(e, CALLER))
+                               for e in ("e1", "e2")])
+    await write_journal(pool, [_entry(account, "result", {"command_id": "c1", "result": 1000})])
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0  # not in the statement
+    assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 1  # no mark: result
+    assert await fold_pending(pool) == 1
+    assert await fold_pending(pool) == 0
+    assert {r["entry_id"]: r["events"] for r in await pool.fetch(
+        "SELECT entry_id, events FROM calls")} == {"e1": 1, "e2": 1}
+    assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 0
+
+
+async def test_rows_folded_statement_by_statement_equal_those_folded_at_once(
+    pool: asyncpg.Pool, account: int
+) -> None:
+    """However the events were split into statements and folds, a call's row is the
+    same (and its times are the journal's)."""
     for i, scenario in enumerate(SCENARIOS.values()):
         w = EntryWriter(f"e{i}")
         scenario(w)
         entries = [_entry(account, e.kind, dict(e.payload)) for e in w.events]
         await _journal(pool, entries[: len(entries) // 2], apart=False)
+        await fold_pending(pool)
         await _journal(pool, entries[len(entries) // 2:])
+        if i % 2:
+            await fold_pending(pool)
+    await fold_pending(pool)
     compared = "SELECT * FROM calls ORDER BY entry_id"
     kept = [dict(r) for r in await pool.fetch(compared)]
     assert len(kept) == len(SCENARIOS)
@@ -182,31 +209,76 @@ async def test_the_rows_built_at_once_from_the_journal_equal_those_the_trigger_k
         " GROUP BY entry_id")}
     assert all((k["started_at"], k["last_at"]) == journal_times[k["entry_id"]] for k in kept)
     await pool.execute("TRUNCATE calls")
-    backfill = MIGRATION.read_text()
-    end = "DROP TABLE calls_backfill;"
-    backfill = backfill[backfill.index("CREATE TEMP TABLE calls_backfill"):]
-    backfill = backfill[: backfill.index(end)] + end
-    async with pool.acquire() as con, con.transaction():
-        await con.execute(backfill)
-    assert [dict(r) for r in await pool.fetch(compared)] == kept  # the times are the journal's
+    await pool.execute("SELECT fold_calls(ARRAY(SELECT id FROM call_events))")
+    assert [dict(r) for r in await pool.fetch(compared)] == kept
 
 
-async def test_a_failing_calls_update_never_loses_the_journals_batch(
+async def test_a_fold_the_rows_refuse_never_loses_the_journal_nor_holds_up_later_folds(
     pool: asyncpg.Pool, account: int
 ) -> None:
-    await pool.execute("ALTER TABLE calls ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+    await pool.execute("ALTER TABLE calls ADD CONSTRAINT refuse CHECK (entry_id <> 'bad')")
+    await _call(pool, account, "bad")
+    await _call(pool, account, "good")
+    assert await pool.fetchval("SELECT count(*) FROM call_events") == 2  # journaled anyway
+    assert await fold_pending(pool) == 2
+    assert [r["entry_id"] for r in await pool.fetch("SELECT entry_id FROM calls")] == ["good"]
+    assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 0  # dropped, logged
+
+
+async def test_a_fold_that_fails_for_a_passing_reason_is_rolled_back_and_done_again(
+    pool: asyncpg.Pool, account: int, dsn: str
+) -> None:
     await _call(pool, account, "e1")
-    assert await pool.fetchval("SELECT count(*) FROM call_events WHERE entry_id = 'e1'") == 1
-    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+    holder = await asyncpg.connect(dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
+            async with pool.acquire() as con, con.transaction():
+                await con.execute("SET LOCAL lock_timeout = '50ms'")
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await fold_pending(con)
+    finally:
+        await holder.close()
+    assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 1  # still marked
+    assert await fold_pending(pool) == 1
+    assert await pool.fetchval("SELECT events FROM calls WHERE entry_id = 'e1'") == 1
 
 
-async def test_statements_racing_over_the_same_calls_fold_every_event(
+async def test_a_list_waits_for_a_fold_another_session_is_doing_and_shows_its_calls(
+    pool: asyncpg.Pool, account: int, dsn: str
+) -> None:
+    await _call(pool, account, "e1")
+    other = await asyncpg.connect(dsn)
+    try:
+        folding = other.transaction()
+        await folding.start()
+        assert await fold_pending(other) == 1  # folded, not committed yet
+        page = asyncio.ensure_future(calls_page(pool, account))
+        await asyncio.sleep(0.2)
+        assert not page.done()  # a list without the wait would show no call now
+        await folding.commit()
+        assert [c.entry_id for c in (await page).calls] == ["e1"]
+    finally:
+        await other.close()
+
+
+async def test_a_list_folds_a_backlog_deeper_than_one_fold(
     pool: asyncpg.Pool, account: int
 ) -> None:
-    """Two replicas journal events of the same calls at once, in opposite orders: each
-    event is folded in once (a failed fold, a deadlock say, is only logged by the
-    trigger, and its events would be missing here)."""
+    for i in range(FOLD_BATCHES + 5):
+        await _call(pool, account, f"e{i}")
+    rows = (await recent_calls(pool, account, number=None, limit=FOLD_BATCHES + 10))
+    assert len(rows) == FOLD_BATCHES + 5
+
+
+async def test_folds_racing_over_the_same_calls_fold_every_event_once(
+    pool: asyncpg.Pool, account: int, dsn: str
+) -> None:
+    """Two replicas journal events of the same calls at once, in opposite orders, while
+    two folders fold: each event is folded in once (a deadlock would roll a fold back,
+    a double fold would count an event twice)."""
     entries = [f"e{i}" for i in range(8)]
+    writing = True
 
     async def replica(name: str, order: list[str], rounds: int) -> None:
         for r in range(rounds):
@@ -215,7 +287,21 @@ async def test_statements_racing_over_the_same_calls_fold_every_event(
                                                    call_id=f"{e}-{name}"))
                 for e in order])
 
+    async def folder() -> int:
+        con = await asyncpg.connect(dsn)
+        folded = 0
+        try:
+            while writing or await pool.fetchval("SELECT count(*) FROM calls_pending"):
+                folded += await fold_pending(con, batches=3)
+                await asyncio.sleep(0)
+        finally:
+            await con.close()
+        return folded
+
+    folders = [asyncio.ensure_future(folder()) for _ in range(2)]
     await asyncio.gather(replica("a", entries, 30), replica("b", entries[::-1], 30))
+    writing = False
+    assert sum(await asyncio.gather(*folders)) == 60  # statements
     counts = {r["entry_id"]: (r["events"], r["legs"]) for r in await pool.fetch(
         "SELECT entry_id, events, legs FROM calls")}
     assert counts == {e: (60, [f"{e}-a", f"{e}-b"]) for e in entries}
@@ -346,6 +432,7 @@ async def test_the_overview_counts_the_days_calls_per_local_hour_by_routing_and_
     await write_journal(pool, [_entry(account, "summary", _summary(e, r))
                                for e, r in (("r1", 1), ("r2", 1), ("nc", 1), ("busy", 0),
                                             ("missed", 0), ("yesterday", 1))])
+    await fold_pending(pool)
     await pool.execute("UPDATE calls SET leg_direction = 'out', summary_direction = 'out'"
                        " WHERE entry_id = 'out'")
     await write_decisions(pool, [
