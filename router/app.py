@@ -31,6 +31,7 @@ from lookup.db import create_pool, database_url
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
 from lookup.presence import BUSY_CHANNEL, forget_old_legs
+from lookup.priority import BackendPriority
 from mango.client import PbxClient, pbx_session
 from megaplan.client import MegaplanClient
 from megaplan.credentials import MegaplanCredentials
@@ -38,6 +39,7 @@ from router.automation_process import AutomationProcess
 from router.automation_wire import RelayedMetrics
 from router.batcher import BatchWriter
 from router.calls_api import setup_calls_api
+from router.calls_folder import CallsFolder
 from router.claims import Claims, forget_old_claims, prepare_claim
 from router.config import Config
 from router.errors import error_middleware
@@ -81,6 +83,7 @@ DSN = web.AppKey("dsn", str)
 WRITE_POOL = web.AppKey("write_pool", asyncpg.Pool)
 DECISIONS: web.AppKey[BatchWriter[DecisionRecord]] = web.AppKey("decisions")
 HOUSEKEEPING: web.AppKey[asyncio.Task[None]] = web.AppKey("housekeeping")
+CALLS_FOLDER = web.AppKey("calls_folder", CallsFolder)
 LISTENER = web.AppKey("listener", Listener)
 STATE_LISTENER = "mango-router state"  # the listener's application_name
 _READY_WAIT = 60.0  # serve anyway after this; /readyz tells the truth meanwhile
@@ -96,6 +99,7 @@ _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stay
 # finds the journal quiet is written at once.
 _JOURNAL_SPACING = 0.01
 _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
+_FOLDER_NICE = 10  # the calls folder's backend: after routing's, ahead of the automation's
 
 
 def create_app(config: Config) -> web.Application:
@@ -108,7 +112,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = Metrics(phones=_phones_by_account(indexes, accounts))
     accounts.on_removed(app[METRICS].forget_account)
     app.cleanup_ctx.extend([database_ctx, health_ctx, http_ctx, index_ctx, state_ctx,
-                            automation_ctx, writers_ctx, router_ctx])
+                            automation_ctx, calls_folder_ctx, writers_ctx, router_ctx])
     app.cleanup_ctx.extend([sync_ctx, pages_ctx])
     setup_routes(app)
     return app
@@ -265,12 +269,40 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(automation.flush(), _DRAIN)
 
 
+async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The calls list's rows folded from the journal (router.calls_folder); the last
+    fold after the journal's last write, on the way out."""
+    dsn = app[DSN]
+    # A fold commits with the deletion of its marks: a crash loses both, and the marks
+    # are folded again, so its commit need not wait for the disk.
+    pool = await create_pool(dsn, min_size=1, max_size=1, migrate=False,
+                             server_settings={"synchronous_commit": "off"},
+                             init=BackendPriority(dsn, nice=_FOLDER_NICE))
+    folder = CallsFolder(pool)
+    app[CALLS_FOLDER] = folder
+    task = asyncio.create_task(folder.run(), name="calls-folder")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    try:
+        await asyncio.wait_for(folder.fold(), _DRAIN)
+    except Exception:  # what is left is folded by another replica, or at the next start
+        logger.warning("calls not all folded at shutdown", exc_info=True)
+    try:
+        await asyncio.wait_for(pool.close(), _POOL_CLOSE)
+    except TimeoutError:
+        pool.terminate()
+
+
 async def writers_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = app[WRITE_POOL]
+    folder = app[CALLS_FOLDER]
 
     async def journal(batch: list[JournalEntry]) -> None:
         app[METRICS].journal_batch.observe(len(batch))
         await write_journal(pool, batch)
+        folder.poke()
 
     async def decisions(batch: list[DecisionRecord]) -> None:
         await write_decisions(pool, batch)
