@@ -1,13 +1,15 @@
 -- The calls list's rows are folded after the PBX's 200, not in the journal's statement.
 -- Folding a statement's events into their rows (0008's trigger) was a fifth of the
--- statement's own time alone and more under load, where the 200s it held made the PBX
--- open new connections: with the fold off the statement, paired runs at 1,000
--- calls/s had routing p99 at 1.5-1.6 x the bare relay's, against 2.1-2.5 x with it.
+-- statement's own time alone, and the 200s of the batch waited for it: in paired runs
+-- at 1,000 calls/s on 1 December, with the fold switched off altogether (the most
+-- that moving it could give), routing's p99 was 1.3-1.6 x the bare relay's against
+-- 2.1-2.5 x with it, and the PBX side opened 20-64 new connections a run against
+-- 224-272 (three runs each, interleaved).
 -- The journal's statement now only marks its events as not folded yet (one row of
 -- their ids per statement, in calls_pending, in the same transaction: durable with
 -- the events), and fold_pending_calls folds marks in batches, in a transaction that
 -- deletes them, so every event is folded exactly once, whichever session folds it:
--- each serving replica's folder a few times a second, and the lists before they read
+-- each serving replica's folder every two seconds, and the lists before they read
 -- (so a list shows every call journaled before it was asked for).
 
 CREATE TABLE calls_pending (
