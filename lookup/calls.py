@@ -260,22 +260,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def fold_pending(con: Conn | asyncpg.Pool, *, wait: bool = False,
-                       batches: int = FOLD_BATCHES) -> int:
+                       batches: int = FOLD_BATCHES, up_to: int | None = None) -> int:
     """Fold the journal's events that are not in their ``calls`` rows yet, up to
-    ``batches`` journal statements' worth; how many statements were folded.
+    ``batches`` journal statements' worth (none marked after ``up_to``); how many
+    statements were folded.
 
     Any session may fold; each statement's events are folded once. ``wait``: the
     statements another session is folding now are waited for (and are then in the
     rows), so a read after it sees every call journaled before; without it they are
-    left to that session.
+    left to that session. Outside a transaction: in a REPEATABLE READ one, waiting
+    for another fold fails with a serialization error.
     """
-    taken: int = await con.fetchval("SELECT fold_pending_calls($1, $2)", batches, not wait)
+    taken: int = await con.fetchval("SELECT fold_pending_calls($1, $2, $3)",
+                                    batches, not wait, up_to)
     return taken
 
 
 async def _fold_all(con: Conn | asyncpg.Pool) -> None:
-    """Before a list reads: every call journaled so far is in the rows."""
-    while await fold_pending(con, wait=True) == FOLD_BATCHES:
+    """Before a list reads: every call journaled so far is in the rows (not those
+    journaled meanwhile, so that it ends however fast the journal goes on)."""
+    last: int | None = await con.fetchval("SELECT max(id) FROM calls_pending")
+    if last is None:
+        return
+    while await fold_pending(con, wait=True, up_to=last) == FOLD_BATCHES:
         pass
 
 

@@ -225,6 +225,31 @@ async def test_a_fold_the_rows_refuse_never_loses_the_journal_nor_holds_up_later
     assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 0  # dropped, logged
 
 
+async def test_a_mark_the_rows_refuse_for_any_lasting_reason_is_dropped_and_lists_still_work(
+    pool: asyncpg.Pool, account: int
+) -> None:
+    """An outside number too long for the number index (54000, neither a data nor a
+    constraint error) must not be taken again by every fold, nor hold up the others."""
+    digits = random.Random(1).choices("0123456789", k=9000)  # random: it does not compress
+    await _call(pool, account, "huge", "".join(digits))
+    await _call(pool, account, "after")
+    assert [c.entry_id for c in (await calls_page(pool, account)).calls] == ["after"]
+    assert await pool.fetchval("SELECT count(*) FROM calls_pending") == 0
+    assert await pool.fetchval("SELECT count(*) FROM call_events") == 2  # both journaled
+
+
+async def test_a_fold_up_to_a_mark_leaves_the_later_ones(pool: asyncpg.Pool, account: int
+                                                         ) -> None:
+    """What bounds a list's folds while the journal goes on marking."""
+    for entry in ("e1", "e2", "e3"):
+        await _call(pool, account, entry)
+    marks = [r["id"] for r in await pool.fetch("SELECT id FROM calls_pending ORDER BY id")]
+    assert await fold_pending(pool, wait=True, up_to=marks[1]) == 2
+    assert [r["id"] for r in await pool.fetch("SELECT id FROM calls_pending")] == marks[2:]
+    assert sorted(r["entry_id"] for r in await pool.fetch("SELECT entry_id FROM calls")) == [
+        "e1", "e2"]
+
+
 async def test_a_fold_that_fails_for_a_passing_reason_is_rolled_back_and_done_again(
     pool: asyncpg.Pool, account: int, dsn: str
 ) -> None:
