@@ -57,7 +57,7 @@ import orjson
 from bench.report import machine_description
 from bench.stats import percentile
 from lookup.accounts import add_account
-from lookup.calls import calls_page, encode_cursor, find_call, fold_pending, recent_calls
+from lookup.calls import calls_page, encode_cursor, find_call, fold_all, recent_calls
 from lookup.conn import Conn
 from lookup.employees import employee_extensions
 from lookup.journal import JOURNAL_INSERT, JournalEntry, journal_columns, write_journal
@@ -380,7 +380,7 @@ async def _seed_calls(pool: asyncpg.Pool, account_id: int, calls: int, days: flo
             async with pool.acquire() as con:
                 await con.copy_records_to_table("call_events", columns=_EVENT_COLUMNS,
                                                 records=made.events)
-                await fold_pending(con)  # the calls rows, as a serving replica folds them
+                await fold_all(con)  # the calls rows, as a serving replica folds them
                 await con.copy_records_to_table("decisions", columns=_DECISION_COLUMNS,
                                                 records=made.decisions)
                 await con.copy_records_to_table("crm_actions", columns=_ACTION_COLUMNS,
@@ -414,8 +414,7 @@ async def _seed_calls(pool: asyncpg.Pool, account_id: int, calls: int, days: flo
         for _ in workers:
             await put(None)
         await asyncio.gather(*workers)
-        while await fold_pending(pool, wait=True):  # a worker's mark the other skipped
-            pass
+        await fold_all(pool, wait=True)  # a worker's mark the other skipped
     finally:
         for w in workers:
             w.cancel()

@@ -50,6 +50,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "find_call",
+    "fold_all",
     "fold_pending",
     "recent_calls",
 ]
@@ -276,14 +277,22 @@ async def fold_pending(con: Conn | asyncpg.Pool, *, wait: bool = False,
     return taken
 
 
+async def fold_all(con: Conn | asyncpg.Pool, *, wait: bool = False,
+                   up_to: int | None = None) -> int:
+    """``fold_pending`` until nothing is left (none marked after ``up_to``), a
+    transaction per ``FOLD_BATCHES`` statements; how many statements were folded."""
+    folded = 0
+    while (taken := await fold_pending(con, wait=wait, up_to=up_to)) == FOLD_BATCHES:
+        folded += taken
+    return folded + taken
+
+
 async def _fold_all(con: Conn | asyncpg.Pool) -> None:
     """Before a list reads: every call journaled so far is in the rows (not those
     journaled meanwhile, so that it ends however fast the journal goes on)."""
     last: int | None = await con.fetchval("SELECT max(id) FROM calls_pending")
-    if last is None:
-        return
-    while await fold_pending(con, wait=True, up_to=last) == FOLD_BATCHES:
-        pass
+    if last is not None:
+        await fold_all(con, wait=True, up_to=last)
 
 
 async def calls_page(con: Conn | asyncpg.Pool, account_id: int, *, number: str | None = None,

@@ -21,7 +21,7 @@ from contextlib import suppress
 
 import asyncpg
 
-from lookup.calls import FOLD_BATCHES, fold_pending
+from lookup.calls import fold_all
 
 logger = logging.getLogger(__name__)
 
@@ -60,5 +60,4 @@ class CallsFolder:
 
     async def fold(self) -> None:
         """Everything marked that no other session is folding now."""
-        while await fold_pending(self._pool) == FOLD_BATCHES:
-            pass
+        await fold_all(self._pool)

@@ -10,7 +10,8 @@
 -- the events), and fold_pending_calls folds marks in batches, in a transaction that
 -- deletes them, so every event is folded exactly once, whichever session folds it:
 -- each serving replica's folder every two seconds, and the lists before they read
--- (so a list shows every call journaled before it was asked for).
+-- (up to the newest mark there was when they asked: so a list shows every call
+-- journaled before, and ends however fast the journal goes on marking).
 
 CREATE TABLE calls_pending (
     id      bigserial PRIMARY KEY,
@@ -113,23 +114,30 @@ CREATE FUNCTION fold_calls(ids bigint[]) RETURNS void LANGUAGE sql AS $$
                                       ORDER BY l) END;
 $$;
 
--- Up to `batches` marks (oldest first) folded and deleted; the number taken. With
--- skip_locked, marks another session is folding are left to it; without, it waits for
--- that session (whose rows then show), and those marks are gone when it is its turn.
--- A batch whose events the rows refuse (bad data) is logged and dropped, as 0008's
--- trigger dropped it, so that it cannot hold up every fold after it; anything else
--- (the server shutting down, a lock timeout) rolls the fold back, and it is done again.
-CREATE FUNCTION fold_pending_calls(batches int, skip_locked boolean) RETURNS int
-LANGUAGE plpgsql AS $$
+-- A batch that fails for a lasting reason (bad data, a number too long for an index:
+-- any error but a passing one) is folded mark by mark and the refused statement is
+-- logged and dropped, as 0008's trigger dropped its rows, so that it cannot hold up
+-- every fold after it nor fail every list. Passing errors roll the fold back, to be
+-- done again: connections (08), serialization and deadlocks (40), resources (53),
+-- locks not available (55), cancelled or shutting down (57), system errors (58).
+-- Up to `batches` marks (oldest first; none past `up_to`) folded and deleted; the number
+-- taken. With skip_locked, marks another session is folding are left to it; without,
+-- it waits for that session (whose rows then show), and those marks are gone when it
+-- is its turn. Folding mark by mark after a lasting error takes the rows' locks out of
+-- the usual order: a fold running at the same time may then deadlock with it, and one
+-- of the two is rolled back and done again.
+CREATE FUNCTION fold_pending_calls(batches int, skip_locked boolean, up_to bigint DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     taken bigint[];
     mark record;
 BEGIN
     IF skip_locked THEN
-        taken := ARRAY(SELECT id FROM calls_pending ORDER BY id LIMIT batches
-                       FOR UPDATE SKIP LOCKED);
+        taken := ARRAY(SELECT id FROM calls_pending WHERE up_to IS NULL OR id <= up_to
+                       ORDER BY id LIMIT batches FOR UPDATE SKIP LOCKED);
     ELSE
-        taken := ARRAY(SELECT id FROM calls_pending ORDER BY id LIMIT batches FOR UPDATE);
+        taken := ARRAY(SELECT id FROM calls_pending WHERE up_to IS NULL OR id <= up_to
+                       ORDER BY id LIMIT batches FOR UPDATE);
     END IF;
     IF cardinality(taken) = 0 THEN
         RETURN 0;
@@ -137,11 +145,17 @@ BEGIN
     BEGIN
         PERFORM fold_calls(ARRAY(SELECT e FROM calls_pending AS p, unnest(p.events) AS e
                                  WHERE p.id = ANY(taken)));
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    EXCEPTION WHEN OTHERS THEN
+        IF left(SQLSTATE, 2) IN ('08', '40', '53', '55', '57', '58') THEN
+            RAISE;
+        END IF;
         FOR mark IN SELECT id, events FROM calls_pending WHERE id = ANY(taken) ORDER BY id LOOP
             BEGIN
                 PERFORM fold_calls(mark.events);
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+            EXCEPTION WHEN OTHERS THEN
+                IF left(SQLSTATE, 2) IN ('08', '40', '53', '55', '57', '58') THEN
+                    RAISE;
+                END IF;
                 RAISE WARNING 'calls not updated: % (%)', SQLERRM, SQLSTATE;
             END;
         END LOOP;
