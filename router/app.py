@@ -93,11 +93,15 @@ _CLAIM_CONNECTIONS = 1
 _JOURNAL_WAIT = 5.0  # past this the PBX gets a 503 and re-sends; the event stays queued
 # At most one statement per this many seconds (see router.batcher): under load the
 # journal's 200s wait up to this long for company. Against back-to-back writes
-# (~7 rows each), 5 ms cut PostgreSQL's CPU at 1,200 calls/s by a third; 20 ms
-# against 5 ms cut the serving process's by 3.5 % more and PostgreSQL's by a
-# quarter at 1,500/s; 10 ms keeps most of that at half the wait. An event that
+# (~7 rows each), 5 ms cut PostgreSQL's CPU at 1,200 calls/s by a third. But every
+# 200 of a batch is written in the same turn of the event loop when its statement
+# commits, and a trigger that arrives then waits behind all of them: at 10 ms
+# (~40 answers a batch at 1,000 calls/s) routing's p99 was 1.6-2.0x the floor's in
+# three paired runs (P1 needs <= 1.5x); at 3 ms 1.0-1.36x, for 1-3 points more of
+# the serving process's CPU and 5 more of PostgreSQL's at 1,500/s (20 -> 25 %), and
+# the same highest rate (2,400/s held, 2,800/s not, either way). An event that
 # finds the journal quiet is written at once.
-_JOURNAL_SPACING = 0.01
+_JOURNAL_SPACING = 0.003
 _DECISIONS_SPACING = 0.02  # nobody waits for the decision record
 _FOLDER_NICE = 10  # the calls folder's backend: after routing's, ahead of the automation's
 
