@@ -10,9 +10,10 @@ read the ``calls`` table, one row per call, folded from the journal's events
 (migrations 0008 and 0013): grouping the journal's events per call is far too
 slow once it holds millions. The folding is done after the PBX's 200, by each
 serving replica's folder (``router.calls_folder``) and by the lists themselves
-before they read (``fold_pending``), so a list shows every call journaled
-before it was asked for. They are newest first by the call's start (its first
-notification's arrival), which never moves, so a page's cursor is exact.
+before they read (``fold_all``, up to the newest mark there was), so a list
+shows every call journaled before it was asked for. They are newest first by
+the call's start (its first notification's arrival), which never moves, so a
+page's cursor is exact.
 A number is searched by its canonical key (E.164 digits, as
 ``lookup.phones.phone_key`` gives it), matched exactly against the call's
 outside party and its line: a partial number is not searched, since a
