@@ -16,7 +16,8 @@ from tests.conftest import load_records
 from tests.router.data import ALL
 
 
-async def _lines_until(stream: asyncio.StreamReader, marker: str, *, within: float) -> str:
+async def _lines_until(stream: asyncio.StreamReader, marker: str, *, within: float,
+                       log: Path) -> str:
     seen: list[str] = []
 
     async def read() -> None:
@@ -24,7 +25,9 @@ async def _lines_until(stream: asyncio.StreamReader, marker: str, *, within: flo
             seen.append(line.decode())
             if marker in seen[-1]:
                 return
-        raise AssertionError(f"the demo stopped before {marker!r}:\n{''.join(seen)}")
+        errors = (await asyncio.to_thread(log.read_text, errors="replace"))[-4000:]
+        raise AssertionError(f"the demo stopped before {marker!r}:\n{''.join(seen)}"
+                             f"\nits log's end:\n{errors}")
 
     await asyncio.wait_for(read(), within)
     return "".join(seen)
@@ -37,14 +40,16 @@ async def test_the_demo_routes_a_call_without_touching_the_users_database(
     before = await db.fetch("SELECT name, mango_api_url, megaplan_url FROM accounts ORDER BY id")
     clients = await db.fetchval("SELECT count(*) FROM clients")
     data_dir = tmp_path / "users-data"  # where an embedded database of the user's would live
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "router", "demo", "--clients", "200",
-        env={**os.environ, **ENV, "DATABASE_URL": dsn, "ROUTER_DATA_DIR": str(data_dir),
-             "ROUTER_PORT": str(free_port()), "MEGAPLAN_RATE": "1000"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    log = tmp_path / "demo.log"  # its log, shown when it stops early
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "router", "demo", "--clients", "200",
+            env={**os.environ, **ENV, "DATABASE_URL": dsn, "ROUTER_DATA_DIR": str(data_dir),
+                 "ROUTER_PORT": str(free_port()), "MEGAPLAN_RATE": "1000"},
+            stdout=asyncio.subprocess.PIPE, stderr=err)
     try:
         assert proc.stdout is not None
-        out = await _lines_until(proc.stdout, "Ctrl-C stops the demo.", within=90)
+        out = await _lines_until(proc.stdout, "Ctrl-C stops the demo.", within=90, log=log)
         routed = re.search(r"was routed to extension (\d+) \(expected (\d+)\)", out)
         assert routed is not None, out
         assert routed.group(1) == routed.group(2)
