@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from lookup.conn import Conn
+
 __all__ = ["DecisionRecord", "write_decisions"]
 
 
@@ -27,9 +29,12 @@ class DecisionRecord:
     latency_us: int
 
 
-async def write_decisions(pool: asyncpg.Pool, batch: list[DecisionRecord]) -> None:
+async def write_decisions(pool: Conn | asyncpg.Pool, batch: list[DecisionRecord]) -> None:
     await pool.execute(
         """
+        WITH live AS (  -- a foreign key's lock, once a statement (migration 0014)
+            SELECT id FROM accounts WHERE id = ANY($1::int4[]) FOR KEY SHARE
+        )
         INSERT INTO decisions (account_id, entry_id, call_id, number, outcome, reason, client_id,
                                employee_id, extension, command_id, pbx_status, pbx_result,
                                latency_us, via)
@@ -37,7 +42,7 @@ async def write_decisions(pool: asyncpg.Pool, batch: list[DecisionRecord]) -> No
                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::int4[], $12::int4[], $13::int8[], $14::text[])
                       AS t(a, e, c, n, o, r, cl, em, x, cmd, ps, pr, l, v)
-        WHERE EXISTS (SELECT 1 FROM accounts WHERE id = t.a)  -- removed meanwhile: dropped
+        WHERE t.a IN (SELECT id FROM live)  -- removed meanwhile: dropped
         ON CONFLICT (command_id) DO NOTHING
         """,
         [d.account_id for d in batch],

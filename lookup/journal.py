@@ -36,12 +36,15 @@ class JournalEntry:
 
 
 JOURNAL_INSERT = """
+WITH live AS (  -- a foreign key's lock, once a statement (migration 0014)
+    SELECT id FROM accounts WHERE id = ANY($1::int4[]) FOR KEY SHARE
+)
 INSERT INTO call_events (account_id, kind, entry_id, call_id, seq, call_state, location,
                          payload, journal_key)
 SELECT a, k, e, c, s, st, l, p::jsonb, md5(k || ':' || p)  -- the database hashes
 FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
             $7::text[], $8::text[]) AS t(a, k, e, c, s, st, l, p)
-WHERE EXISTS (SELECT 1 FROM accounts WHERE id = t.a)  -- removed meanwhile: dropped
+WHERE t.a IN (SELECT id FROM live)  -- removed meanwhile: dropped
 ON CONFLICT (account_id, journal_key) DO NOTHING
 """
 """The journal's one statement (its triggers keep busy_legs and calls): public so that
@@ -56,7 +59,7 @@ def journal_columns(batch: list[JournalEntry]) -> list[list[Any]]:
             [e.payload for e in batch]]
 
 
-async def write_journal(pool: asyncpg.Pool, batch: list[JournalEntry]) -> None:
+async def write_journal(pool: Conn | asyncpg.Pool, batch: list[JournalEntry]) -> None:
     await pool.execute(JOURNAL_INSERT, *journal_columns(batch),
                        timeout=_STATEMENT_WAIT)  # a half-open connection must not hold it up
 

@@ -1,0 +1,119 @@
+"""The journal and the decision record against an account's removal (migration 0014):
+the account is checked once a statement, under the lock a foreign key would take, and
+removing it deletes its rows, as ON DELETE CASCADE did."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from lookup.accounts import remove_account
+from lookup.conn import Conn
+from lookup.decisions import DecisionRecord, write_decisions
+from lookup.journal import JournalEntry, write_journal
+from tests.conftest import call_event
+
+Writer = Callable[[Conn | asyncpg.Pool, int, str], Coroutine[Any, Any, None]]
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    made = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
+    yield made
+    await made.close()
+
+
+async def _account(db: asyncpg.Connection, name: str) -> int:
+    found: int = await db.fetchval(
+        "INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url)"
+        " VALUES ($1, $1, 's', 'http://pbx.test/') RETURNING id", name)
+    return found
+
+
+async def _journal(pool: Conn | asyncpg.Pool, account_id: int, entry: str) -> None:
+    """An abonent's leg answered: a journal row, and a busy leg by the journal's trigger."""
+    event = call_event(entry, "79990000001", seq=2, state="Connected", location="abonent",
+                       call_id=f"{entry}-leg", to={"extension": "101"})
+    await write_journal(pool, [JournalEntry(account_id, "call", entry, f"{entry}-leg", 2,
+                                            "Connected", "abonent", orjson.dumps(event).decode())])
+
+
+async def _decision(pool: Conn | asyncpg.Pool, account_id: int, entry: str) -> None:
+    await write_decisions(pool, [DecisionRecord(
+        account_id=account_id, entry_id=entry, call_id=f"{entry}-leg", number="79990000001",
+        outcome="routed", command_id=f"{entry}-cmd", latency_us=100)])
+
+
+async def _rows(db: asyncpg.Connection, account_id: int) -> dict[str, int]:
+    return {table: await db.fetchval(f"SELECT count(*) FROM {table} WHERE account_id = $1",
+                                     account_id)
+            for table in ("call_events", "decisions", "busy_legs")}
+
+
+async def _waiting_for_a_lock(db: asyncpg.Connection) -> None:
+    for _ in range(500):
+        if await db.fetchval("SELECT count(*) FROM pg_stat_activity"
+                             " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nobody waited for a lock")
+
+
+async def test_removing_an_account_deletes_its_journal_decisions_and_busy_legs_only(
+    db: asyncpg.Connection, pool: asyncpg.Pool,
+) -> None:
+    gone, kept = await _account(db, "gone"), await _account(db, "kept")
+    for account_id in (gone, kept):
+        await _journal(pool, account_id, f"e{account_id}")
+        await _decision(pool, account_id, f"e{account_id}")
+    assert await _rows(db, gone) == {"call_events": 1, "decisions": 1, "busy_legs": 1}
+
+    assert await remove_account(db, "gone")
+
+    assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
+    assert await _rows(db, kept) == {"call_events": 1, "decisions": 1, "busy_legs": 1}
+
+
+@pytest.mark.parametrize("write", [_journal, _decision], ids=["journal", "decisions"])
+async def test_a_write_that_comes_during_a_removal_waits_for_it_and_writes_nothing_of_it(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str, write: Writer,
+) -> None:
+    gone = await _account(db, "gone")
+    remover = await asyncpg.connect(dsn)
+    try:
+        removal = remover.transaction()
+        await removal.start()
+        assert await remove_account(remover, "gone")
+        writing = asyncio.create_task(write(pool, gone, "late"))
+        await _waiting_for_a_lock(db)
+        assert not writing.done()
+        await removal.commit()
+        await asyncio.wait_for(writing, 5)
+    finally:
+        await remover.close()
+    assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
+
+
+@pytest.mark.parametrize("write", [_journal, _decision], ids=["journal", "decisions"])
+async def test_a_removal_waits_for_a_write_in_progress_and_deletes_what_it_wrote(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str, write: Writer,
+) -> None:
+    gone = await _account(db, "gone")
+    writer = await asyncpg.connect(dsn)
+    try:
+        statement = writer.transaction()
+        await statement.start()
+        await write(writer, gone, "early")
+        removing = asyncio.create_task(remove_account(db, "gone"))
+        await _waiting_for_a_lock(writer)
+        assert not removing.done()
+        await statement.commit()
+        assert await asyncio.wait_for(removing, 5)
+    finally:
+        await writer.close()
+    assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
