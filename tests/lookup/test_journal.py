@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -18,6 +18,7 @@ from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
 from tests.conftest import call_event
 
+T = TypeVar("T")
 Writer = Callable[[Conn | asyncpg.Pool, int, str], Coroutine[Any, Any, None]]
 
 
@@ -55,13 +56,32 @@ async def _rows(db: asyncpg.Connection, account_id: int) -> dict[str, int]:
             for table in ("call_events", "decisions", "busy_legs")}
 
 
-async def _waiting_for_a_lock(db: asyncpg.Connection) -> None:
-    for _ in range(500):
-        if await db.fetchval("SELECT count(*) FROM pg_stat_activity"
-                             " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("nobody waited for a lock")
+async def _held_then(dsn: str, watch: asyncpg.Pool,
+                    first: Callable[[asyncpg.Connection], Coroutine[Any, Any, object]],
+                    then: Coroutine[Any, Any, T]) -> T:
+    """``first`` in a transaction left open on a connection of its own, then ``then``,
+    which must wait for a lock until that transaction commits; what ``then`` returns.
+    Watched through ``watch`` (each query its own transaction: pg_stat_activity is read
+    once a transaction)."""
+    con = await asyncpg.connect(dsn)
+    try:
+        held = con.transaction()
+        await held.start()
+        await first(con)
+        waiting = asyncio.create_task(then)
+        for _ in range(500):
+            if await watch.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("nobody waited for a lock")
+        assert not waiting.done()
+        await held.commit()
+        return await asyncio.wait_for(waiting, 5)
+    finally:
+        await con.close()
 
 
 async def test_removing_an_account_deletes_its_journal_decisions_and_busy_legs_only(
@@ -84,18 +104,11 @@ async def test_a_write_that_comes_during_a_removal_waits_for_it_and_writes_nothi
     db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str, write: Writer,
 ) -> None:
     gone = await _account(db, "gone")
-    remover = await asyncpg.connect(dsn)
-    try:
-        removal = remover.transaction()
-        await removal.start()
-        assert await remove_account(remover, "gone")
-        writing = asyncio.create_task(write(pool, gone, "late"))
-        await _waiting_for_a_lock(db)
-        assert not writing.done()
-        await removal.commit()
-        await asyncio.wait_for(writing, 5)
-    finally:
-        await remover.close()
+
+    async def removal(con: asyncpg.Connection) -> None:
+        assert await remove_account(con, "gone")
+
+    await _held_then(dsn, pool, removal, write(pool, gone, "late"))
     assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
 
 
@@ -104,16 +117,6 @@ async def test_a_removal_waits_for_a_write_in_progress_and_deletes_what_it_wrote
     db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str, write: Writer,
 ) -> None:
     gone = await _account(db, "gone")
-    writer = await asyncpg.connect(dsn)
-    try:
-        statement = writer.transaction()
-        await statement.start()
-        await write(writer, gone, "early")
-        removing = asyncio.create_task(remove_account(db, "gone"))
-        await _waiting_for_a_lock(writer)
-        assert not removing.done()
-        await statement.commit()
-        assert await asyncio.wait_for(removing, 5)
-    finally:
-        await writer.close()
+    assert await _held_then(dsn, pool, lambda con: write(con, gone, "early"),
+                            remove_account(db, "gone"))
     assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
