@@ -342,12 +342,35 @@ def _start_auto(st: _Run, service: ServiceProcess, info: DatasetInfo) -> None:
                 or 0.0, status["incremental"]["requests"], time.monotonic() - t)
 
 
+_PLANNING_QUIET_S = 3.0  # longer than the planner rests between batches (2 s at most)
+_PLANNING_WAIT_MOST_S = 20.0
+
+
+def _settled_counts(base_url: str) -> dict[str, Any]:
+    """The automation's counters once its planning has gone quiet (no action planned for
+    longer than the planner rests between batches), or after ``_PLANNING_WAIT_MOST_S``.
+    A fixed half second was too short on a loaded machine, where the planner's process
+    (at ``nice`` 19) got to the last calls later: a clean-clone test saw 49 of 50."""
+    def read() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
+            return metric_counts(resp.read().decode())
+
+    deadline = time.monotonic() + _PLANNING_WAIT_MOST_S
+    counts = read()
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < _PLANNING_QUIET_S and time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = read()
+        if now["planned_total"] != counts["planned_total"]:
+            quiet_since = time.monotonic()
+        counts = now
+    return counts
+
+
 def _automation_outcome(st: _Run, service: ServiceProcess, crm: CrmProcess) -> dict[str, Any]:
     """What the automation did during the mode: planned and done (the service's
     counters), and what landed in the CRM (the emulator's)."""
-    time.sleep(0.5)  # the last calls' summaries are planned within a batch wait
-    with urllib.request.urlopen(f"{service.base_url}/metrics", timeout=10) as resp:
-        counts = metric_counts(resp.read().decode())
+    counts = _settled_counts(service.base_url)
     stats = crm.stats()
     out: dict[str, Any] = {
         "crm_rate": st.cfg.auto_crm_rate,
