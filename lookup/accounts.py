@@ -212,13 +212,15 @@ async def update_settings(con: Conn, account_id: int, update: Mapping[str, Any]
     """The account's stored settings with ``update``'s keys replaced, checked and saved.
 
     Merged into the stored row under a lock, not into a replica's copy: two
-    updates of different keys, on one replica or two, both stay. Employee and
-    deal ids are checked against the CRM copy. ``SettingsError`` (from
+    updates of different keys, on one replica or two, both stay. The lock is
+    FOR NO KEY UPDATE: the journal's and the decision record's statements take
+    FOR KEY SHARE on the account (migration 0014), and a save must not hold them
+    up. Employee and deal ids are checked against the CRM copy. ``SettingsError`` (from
     ``merge_update``) leaves everything as it was; None: no such account.
     """
     async with con.transaction():
         stored = await con.fetchval(
-            "SELECT settings FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+            "SELECT settings FROM accounts WHERE id = $1 FOR NO KEY UPDATE", account_id)
         if stored is None:
             return None
         merged = await checked_update(con, account_id, Settings.from_stored(

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from lookup.accounts import remove_account
+from lookup.accounts import remove_account, update_settings
 from lookup.conn import Conn
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
@@ -120,3 +120,18 @@ async def test_a_removal_waits_for_a_write_in_progress_and_deletes_what_it_wrote
     assert await _held_then(dsn, pool, lambda con: write(con, gone, "early"),
                             remove_account(db, "gone"))
     assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
+
+
+async def test_a_settings_save_in_progress_does_not_hold_up_the_journal_or_the_record(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str,
+) -> None:
+    live = await _account(db, "live")
+    saver = await asyncpg.connect(dsn)
+    try:
+        async with saver.transaction():  # the save's lock held until this commits
+            assert await update_settings(saver, live, {"dry_run": True}) is not None
+            await asyncio.wait_for(_journal(pool, live, "during"), 2)
+            await asyncio.wait_for(_decision(pool, live, "during"), 2)
+    finally:
+        await saver.close()
+    assert await _rows(db, live) == {"call_events": 1, "decisions": 1, "busy_legs": 1}
