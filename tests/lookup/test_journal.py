@@ -135,3 +135,27 @@ async def test_a_settings_save_in_progress_does_not_hold_up_the_journal_or_the_r
     finally:
         await saver.close()
     assert await _rows(db, live) == {"call_events": 1, "decisions": 1, "busy_legs": 1}
+
+
+async def test_one_statement_during_a_removal_keeps_the_other_accounts_rows(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str,
+) -> None:
+    gone, kept = await _account(db, "gone"), await _account(db, "kept")
+
+    async def removal(con: asyncpg.Connection) -> None:
+        assert await remove_account(con, "gone")
+
+    event = orjson.dumps(call_event("mixed", "79990000001")).decode()
+    both = [JournalEntry(account_id, "call", f"mixed{account_id}", "mixed-leg", 1, "Appeared",
+                         "ivr", event) for account_id in (kept, gone)]
+    writer = await asyncpg.connect(dsn)  # one connection: its sixth run may take the
+    try:  # server's generic plan of the prepared statement
+        for _ in range(6):
+            await _held_then(dsn, pool, removal, write_journal(writer, both))
+            assert await _rows(db, gone) == {"call_events": 0, "decisions": 0, "busy_legs": 0}
+            gone = await _account(db, "gone")
+            both[1].account_id = gone
+    finally:
+        await writer.close()
+    assert await db.fetchval("SELECT count(*) FROM call_events WHERE account_id = $1",
+                             kept) == 1  # the same event each time: stored once
