@@ -48,6 +48,7 @@ __all__ = [
     "pbx_users",
     "prepare_account",
     "put_settings",
+    "service_counts",
     "wait_synced",
 ]
 
@@ -188,6 +189,12 @@ def metric_counts(text: str) -> dict[str, Any]:
     done = {k: v.get("done", 0) for k, v in attempts.items()}
     return {"planned": planned, "attempts": attempts, "planned_total": sum(planned.values()),
             "done_total": sum(done.values())}
+
+
+def service_counts(base_url: str) -> dict[str, Any]:
+    """``metric_counts`` of a running service's ``/metrics`` page."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
+        return metric_counts(resp.read().decode())
 
 
 def _request(url: str, *, token: str, body: Any = None, method: str = "GET",

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -48,10 +47,10 @@ from bench.auto import (
     action_counts,
     automation_settings,
     ivr_employee,
-    metric_counts,
     pbx_users,
     prepare_account,
     put_settings,
+    service_counts,
 )
 from bench.crm import CrmProcess
 from bench.data import DatasetInfo, plan_calls, write_dataset
@@ -274,8 +273,7 @@ async def _drained(rig: _Rig, *, within: float) -> bool:
 
 def _attempts(rig: _Rig) -> dict[str, dict[str, int]]:
     """The worker's attempts by action and outcome (done, retry, uncertain, failed)."""
-    with urllib.request.urlopen(f"{rig.service.base_url}/metrics", timeout=10) as resp:
-        found: dict[str, dict[str, int]] = metric_counts(resp.read().decode())["attempts"]
+    found: dict[str, dict[str, int]] = service_counts(rig.service.base_url)["attempts"]
     return found
 
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -27,9 +26,9 @@ from bench.auto import (
     automation_settings,
     default_settings,
     ivr_employee,
-    metric_counts,
     pbx_users,
     put_settings,
+    service_counts,
     wait_synced,
 )
 from bench.config import BenchConfig
@@ -355,16 +354,12 @@ def _settled_counts(base_url: str) -> dict[str, Any]:
     (at ``nice`` 19) got to the last calls later: a clean-clone test saw 49 of 50. After
     fast steps the planner waits for calls to slow down (``automation.engine.QUIET_S``)
     and plans after the mode: those counts are what was planned by the mode's end."""
-    def read() -> dict[str, Any]:
-        with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
-            return metric_counts(resp.read().decode())
-
     deadline = time.monotonic() + _PLANNING_WAIT_MOST_S
-    counts = read()
+    counts = service_counts(base_url)
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < _PLANNING_QUIET_S and time.monotonic() < deadline:
         time.sleep(0.25)
-        now = read()
+        now = service_counts(base_url)
         if now["planned_total"] != counts["planned_total"]:
             quiet_since = time.monotonic()
         counts = now
