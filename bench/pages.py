@@ -60,7 +60,7 @@ from lookup.accounts import add_account
 from lookup.calls import calls_page, encode_cursor, find_call, fold_all, recent_calls
 from lookup.conn import Conn
 from lookup.employees import employee_extensions
-from lookup.journal import JOURNAL_INSERT, JournalEntry, journal_columns, write_journal
+from lookup.journal import JOURNAL_INSERT, JournalEntry, journal_args, write_journal
 from lookup.overview import overview
 from lookup.schema import apply_migrations
 
@@ -589,7 +589,7 @@ async def journal_cost(pool: asyncpg.Pool, account_id: int, *, rounds: int
                     for statement in statements:
                         plan = orjson.loads(await pool.fetchval(
                             "EXPLAIN (ANALYZE, FORMAT JSON)" + JOURNAL_INSERT,
-                            *journal_columns(statement)))[0]
+                            *journal_args(statement)))[0]
                         server.setdefault((shape, on), []).append(
                             plan["Execution Time"] * 1000)
                         if on:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 
 from lookup.conn import Conn
 
@@ -30,33 +31,25 @@ class DecisionRecord:
 
 
 async def write_decisions(pool: Conn | asyncpg.Pool, batch: list[DecisionRecord]) -> None:
+    """One statement; the batch goes as one JSON document (see ``journal_args``)."""
     await pool.execute(
         """
         WITH live AS (  -- a foreign key's lock, once a statement (migration 0014)
-            SELECT id FROM accounts WHERE id = ANY($1::int4[]) FOR KEY SHARE
+            SELECT id FROM accounts WHERE id = ANY($2::int4[]) FOR KEY SHARE
         )
         INSERT INTO decisions (account_id, entry_id, call_id, number, outcome, reason, client_id,
                                employee_id, extension, command_id, pbx_status, pbx_result,
                                latency_us, via)
-        SELECT * FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::int4[], $12::int4[], $13::int8[], $14::text[])
-                      AS t(a, e, c, n, o, r, cl, em, x, cmd, ps, pr, l, v)
-        WHERE t.a IN (SELECT id FROM live)  -- removed meanwhile: dropped
+        SELECT t.account_id, t.entry_id, t.call_id, t.number, t.outcome, t.reason,
+               t.client_id, t.employee_id, t.extension, t.command_id, t.pbx_status,
+               t.pbx_result, t.latency_us, t.via
+        FROM jsonb_to_recordset($1::jsonb) AS t(
+            account_id int4, entry_id text, call_id text, number text, outcome text,
+            reason text, client_id text, employee_id text, extension text, via text,
+            command_id text, pbx_status int4, pbx_result int4, latency_us int8)
+        WHERE t.account_id IN (SELECT id FROM live)  -- removed meanwhile: dropped
         ON CONFLICT (command_id) DO NOTHING
         """,
-        [d.account_id for d in batch],
-        [d.entry_id for d in batch],
-        [d.call_id for d in batch],
-        [d.number for d in batch],
-        [d.outcome for d in batch],
-        [d.reason for d in batch],
-        [d.client_id for d in batch],
-        [d.employee_id for d in batch],
-        [d.extension for d in batch],
-        [d.command_id for d in batch],
-        [d.pbx_status for d in batch],
-        [d.pbx_result for d in batch],
-        [d.latency_us for d in batch],
-        [d.via for d in batch],
+        orjson.dumps(batch).decode(),
+        list({d.account_id for d in batch}),
     )

@@ -30,7 +30,7 @@ from emulators.megaplan import MegaplanState, export_jsonl
 from emulators.megaplan_dataset import export_lines
 from emulators.pbx import PbxState
 from lookup.accounts import update_settings, upsert_default_account
-from lookup.journal import JOURNAL_INSERT, JournalEntry, journal_columns, recent_entries
+from lookup.journal import JOURNAL_INSERT, JournalEntry, journal_args, recent_entries
 from lookup.settings import SettingsError
 from sync.poller import full_due
 from tests.automation.conftest import eventually
@@ -63,7 +63,7 @@ async def test_the_prepared_account_has_the_emulators_programs_and_no_full_pass_
     account_id = await _account(db)
     await db.execute("INSERT INTO crm_actions (account_id, entry_id, action, payload)"
                      " VALUES ($1, 'earlier-mode', 'record_call', '{}')", account_id)
-    await db.execute(JOURNAL_INSERT, *journal_columns([JournalEntry(
+    await db.execute(JOURNAL_INSERT, *journal_args([JournalEntry(
         account_id=account_id, kind="summary", entry_id="earlier-mode", call_id=None, seq=None,
         call_state=None, location=None, payload='{"entry_id": "earlier-mode"}')]))
     assert await recent_entries(db, within_s=660) != []

@@ -1,10 +1,12 @@
-"""The journal and the decision record against an account's removal (migration 0014):
-the account is checked once a statement, under the lock a foreign key would take, and
-removing it deletes its rows, as ON DELETE CASCADE did."""
+"""The journal and the decision record: each batch goes as one JSON document and is
+stored field for field; against an account's removal (migration 0014) the account is
+checked once a statement, under the lock a foreign key would take, and removing it
+deletes its rows, as ON DELETE CASCADE did."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -82,6 +84,56 @@ async def _held_then(dsn: str, watch: asyncpg.Pool,
         return await asyncio.wait_for(waiting, 5)
     finally:
         await con.close()
+
+
+async def test_a_notification_is_journaled_field_for_field_and_keyed_by_its_exact_text(
+    db: asyncpg.Connection, pool: asyncpg.Pool,
+) -> None:
+    account_id = await _account(db, "a")
+    # not orjson's spelling: escapes, spaces and key order the database must not rewrite
+    raw = ('{"entry_id": "e\\"1", "call_id": "c/1", "seq": 3, "call_state": "Connected",'
+           ' "location": "abonent", "to": {"extension": "101", "name": "Иван \\u00e9 😀"},'
+           ' "note": "a\\\\b\\nc\\td"}')
+    body = orjson.loads(raw)
+    call = JournalEntry(account_id, "call", 'e"1', "c/1", 3, "Connected", "abonent", raw)
+    summary = JournalEntry(account_id, "summary", 'e"1', None, None, None, None,
+                           '{"entry_id":"e\\"1","talk_time":0}')
+    await write_journal(pool, [call, summary])
+    await write_journal(pool, [call])  # the PBX sending it again: a no-op
+
+    rows = await db.fetch(
+        "SELECT kind, entry_id, call_id, seq, call_state, location, payload, journal_key"
+        " FROM call_events WHERE account_id = $1 ORDER BY id", account_id)
+    assert [tuple(r.values())[:6] for r in rows] == [
+        ("call", 'e"1', "c/1", 3, "Connected", "abonent"),
+        ("summary", 'e"1', None, None, None, None)]
+    assert orjson.loads(rows[0]["payload"]) == body
+    assert body["to"]["name"] == "Иван é 😀" and body["note"] == "a\\b\nc\td"
+    assert [r["journal_key"] for r in rows] == [
+        hashlib.md5(f"{e.kind}:{e.payload}".encode()).hexdigest() for e in (call, summary)]
+
+
+async def test_a_decision_is_recorded_field_for_field(
+    db: asyncpg.Connection, pool: asyncpg.Pool,
+) -> None:
+    account_id = await _account(db, "a")
+    routed = DecisionRecord(
+        account_id=account_id, entry_id="e1", call_id="c1", number="79161234567",
+        outcome="routed", reason=None, client_id="cl-1", employee_id="em-1", extension="101",
+        via="last_contact", command_id="cmd-1", pbx_status=200, pbx_result=1000,
+        latency_us=1234)
+    missed = DecisionRecord(account_id=account_id, entry_id="e2", call_id="c2",
+                            number="Анонимный \"номер\"", outcome="no_client",
+                            reason="нет клиента", latency_us=2**40)
+    await write_decisions(pool, [routed, missed])
+    await write_decisions(pool, [routed])  # one command_id: recorded once
+
+    rows = await db.fetch(
+        "SELECT account_id, entry_id, call_id, number, outcome, reason, client_id,"
+        " employee_id, extension, via, command_id, pbx_status, pbx_result, latency_us"
+        " FROM decisions WHERE account_id = $1 ORDER BY entry_id", account_id)
+    assert [dict(r) for r in rows] == [
+        {f: getattr(d, f) for f in rows[0].keys()} for d in (routed, missed)]
 
 
 async def test_removing_an_account_deletes_its_journal_decisions_and_busy_legs_only(
