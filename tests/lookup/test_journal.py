@@ -108,7 +108,8 @@ async def test_a_notification_is_journaled_field_for_field_and_keyed_by_its_exac
         ("call", 'e"1', "c/1", 3, "Connected", "abonent"),
         ("summary", 'e"1', None, None, None, None)]
     assert orjson.loads(rows[0]["payload"]) == body
-    assert body["to"]["name"] == "Иван é 😀" and body["note"] == "a\\b\nc\td"
+    assert body["to"]["name"] == "Иван é 😀"
+    assert body["note"] == "a\\b\nc\td"
     assert [r["journal_key"] for r in rows] == [
         hashlib.md5(f"{e.kind}:{e.payload}".encode()).hexdigest() for e in (call, summary)]
 
@@ -128,12 +129,13 @@ async def test_a_decision_is_recorded_field_for_field(
     await write_decisions(pool, [routed, missed])
     await write_decisions(pool, [routed])  # one command_id: recorded once
 
-    rows = await db.fetch(
-        "SELECT account_id, entry_id, call_id, number, outcome, reason, client_id,"
-        " employee_id, extension, via, command_id, pbx_status, pbx_result, latency_us"
-        " FROM decisions WHERE account_id = $1 ORDER BY entry_id", account_id)
-    assert [dict(r) for r in rows] == [
-        {f: getattr(d, f) for f in rows[0].keys()} for d in (routed, missed)]
+    fields = ("account_id", "entry_id", "call_id", "number", "outcome", "reason", "client_id",
+              "employee_id", "extension", "via", "command_id", "pbx_status", "pbx_result",
+              "latency_us")
+    rows = await db.fetch(f"SELECT {', '.join(fields)} FROM decisions WHERE account_id = $1"
+                          " ORDER BY entry_id", account_id)
+    assert [dict(r) for r in rows] == [{f: getattr(d, f) for f in fields}
+                                       for d in (routed, missed)]
 
 
 async def test_removing_an_account_deletes_its_journal_decisions_and_busy_legs_only(
