@@ -2,9 +2,9 @@
 
 The journal's statement only marks its events as not folded yet (migration 0013):
 folding them there held every 200 of the batch for it, and under load the PBX
-opened new connections meanwhile. Here one task folds what the journal wrote half
-a second after it wrote it: the events of that half second fold together (one new
-version of a call's row per fold, not one per event), on a connection of its own whose
+opened new connections meanwhile. Here one task folds what the journal wrote two
+seconds after it wrote it: most calls' events of those seconds fold together (one
+new version of a call's row, not one per event), on a connection of its own whose
 backend runs at a lower CPU priority (``lookup.priority``), so that routing's
 statements get the cores first, and whose commits do not wait for the disk: a
 fold and the deletion of its marks commit together, so a crash loses both and the
@@ -27,11 +27,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CallsFolder"]
 
-# After the journal wrote: its statements of this long fold together. Two seconds made
-# one fold of 24,000 events every 2 s at 3,000 calls/s, a burst of the database's CPU
-# that a 2-core host felt in routing: index mode's 8 s steps at 3,000/s held 8 times in
-# 9 at half a second (median p99 28 ms), against 4 in 7 at two (43 ms), interleaved.
-_SPACING = 0.5
+_SPACING = 2.0  # after the journal wrote: its statements of this long fold together
+# Half a second was tried (1 December): the index mode's 3,000/s steps held more often,
+# but the auto mode's paired rounds at 1,000/s had one of 4-6 ms (2-3 ms at two seconds).
 _IDLE = 5.0  # with nothing written here: other replicas' leftovers
 _RETRY = 1.0
 
