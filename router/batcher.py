@@ -24,6 +24,7 @@ from contextlib import suppress
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ _REFUSED = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.ProgramLimitExceededError,
+    orjson.JSONEncodeError,  # a value the batch's JSON document cannot hold
 )
 
 

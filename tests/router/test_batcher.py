@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import orjson
 import pytest
 
 from router.batcher import BatchWriter
@@ -31,6 +32,23 @@ async def test_a_late_write_fails_the_wait_but_the_item_is_still_written() -> No
         assert written == [1, 2, 3]
     finally:
         await writer.close(within=1.0)
+
+
+async def test_a_row_json_cannot_hold_is_dropped_and_the_rest_of_its_batch_written() -> None:
+    written: list[str] = []
+
+    async def flush(batch: list[str]) -> None:
+        orjson.dumps(batch)  # as lookup.journal and lookup.decisions encode a batch
+        written.extend(batch)
+
+    writer: BatchWriter[str] = BatchWriter("test", flush)
+    writer.start()
+    try:  # a lone surrogate: not retried forever, holding up what is queued behind it
+        await asyncio.wait_for(asyncio.gather(*(writer.put(s) for s in ("a", "\ud800", "b"))),
+                               5)
+    finally:
+        await writer.close(within=1.0)
+    assert written == ["a", "b"]
 
 
 async def test_items_that_arrive_together_are_written_in_one_batch() -> None:
