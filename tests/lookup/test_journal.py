@@ -1,7 +1,9 @@
 """The journal and the decision record: each batch goes as one JSON document and is
 stored field for field; against an account's removal (migration 0014) the account is
 checked once a statement, under the lock a foreign key would take, and removing it
-deletes its rows, as ON DELETE CASCADE did."""
+deletes its rows, as ON DELETE CASCADE did; the calls list's folds take the same lock
+first (migration 0015), so that a removal neither costs another account its rows nor
+deadlocks with a fold."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import orjson
 import pytest
 
 from lookup.accounts import remove_account, update_settings
+from lookup.calls import fold_pending
 from lookup.conn import Conn
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
@@ -213,3 +216,65 @@ async def test_one_statement_during_a_removal_keeps_the_other_accounts_rows(
         await writer.close()
     assert await db.fetchval("SELECT count(*) FROM call_events WHERE account_id = $1",
                              kept) == 1  # the same event each time: stored once
+
+
+async def _calls(db: asyncpg.Connection) -> list[tuple[int, str, int]]:
+    return [tuple(r.values()) for r in await db.fetch(
+        "SELECT account_id, entry_id, events FROM calls ORDER BY account_id, entry_id")]
+
+
+async def test_a_fold_during_a_removal_folds_the_other_accounts_events_of_its_statement(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str,
+) -> None:
+    """One journal statement held both accounts' events: the fold that waited for the
+    removal folds the kept account's and none of the removed one's, its mark at once
+    (before migration 0015 the removed account's foreign key refused the batch, and
+    the fold was done again mark by mark)."""
+    gone, kept = await _account(db, "gone"), await _account(db, "kept")
+    event = orjson.dumps(call_event("mixed", "79990000001")).decode()
+    await write_journal(pool, [JournalEntry(a, "call", f"mixed{a}", "mixed-leg", 1, "Appeared",
+                                            "ivr", event) for a in (kept, gone)])
+
+    async def removal(con: asyncpg.Connection) -> None:
+        assert await remove_account(con, "gone")
+
+    assert await _held_then(dsn, pool, removal, fold_pending(pool)) == 1
+    assert await _calls(db) == [(kept, f"mixed{kept}", 1)]
+    assert await db.fetchval("SELECT count(*) FROM calls_pending") == 0
+
+
+async def test_a_removal_during_a_fold_waits_for_it_and_neither_is_rolled_back(
+    db: asyncpg.Connection, pool: asyncpg.Pool, dsn: str,
+) -> None:
+    """A fold that updated a removed account's row and then adds one: the removal waits
+    for the fold's lock on the account (before migration 0015 the fold took it only to
+    check the new row's key, after the removal had locked the account and was waiting
+    for the updated row: a deadlock, one of the two rolled back)."""
+    gone = await _account(db, "gone")
+    await _journal(pool, gone, "old")
+    assert await fold_pending(pool) == 1  # the account has a calls row
+    await _journal(pool, gone, "old")  # the same event again: a no-op, no mark
+    for entry, seq in (("old", 3), ("new", 1)):  # one mark each: the row's update, a new row
+        event = call_event(entry, "79990000001", seq=seq, call_id=f"{entry}-{seq}")
+        await write_journal(pool, [JournalEntry(gone, "call", entry, f"{entry}-{seq}", seq,
+                                                "Appeared", "ivr", orjson.dumps(event).decode())])
+    folder = await asyncpg.connect(dsn)
+    try:
+        async with folder.transaction():
+            assert await fold_pending(folder, batches=1) == 1  # the update: "old" locked
+            removing = asyncio.create_task(remove_account(db, "gone"))
+            for _ in range(500):
+                if await pool.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the removal did not wait")
+            assert await asyncio.wait_for(fold_pending(folder, batches=1), 5) == 1  # "new"
+            assert not removing.done()
+    finally:
+        await folder.close()
+    assert await asyncio.wait_for(removing, 5)
+    assert await _calls(db) == []
+    assert await db.fetchval("SELECT count(*) FROM calls_pending") == 0

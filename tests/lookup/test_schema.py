@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from importlib import resources
 
 import asyncpg
+import orjson
 import pytest
 
+from lookup.calls import fold_pending
+from lookup.journal import JournalEntry, write_journal
 from lookup.schema import apply_migrations
 from tests.conftest import throwaway_database
 
@@ -94,3 +97,35 @@ async def test_analyze_keeps_statistics_only_of_what_queries_filter_on(
     assert not kept & {("call_events", "payload"), ("call_events", "journal_key"),
                        ("crm_actions", "payload"), ("calls", "legs"), ("calls", "leg_number"),
                        ("decisions", "number"), ("decisions", "outcome")}
+
+
+async def test_marks_journaled_before_0015_get_their_accounts_and_are_folded(
+    empty_dsn: str,
+) -> None:
+    """An upgrade with calls not folded yet: 0015 fills each mark's accounts from the
+    journal, and the fold that locks them folds the mark."""
+    con = await asyncpg.connect(empty_dsn)
+    try:
+        await con.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY,"
+                          " applied_at timestamptz NOT NULL DEFAULT now())")
+        for name in _migration_files():
+            if name >= "0015":
+                break
+            text = (resources.files("lookup.migrations") / name).read_text(encoding="utf-8")
+            async with con.transaction():
+                await con.execute(text)
+                await con.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+        ids = [await con.fetchval(
+            "INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url)"
+            " VALUES ($1, $1, 's', 'http://pbx.test/') RETURNING id", name)
+            for name in ("a", "b")]
+        await write_journal(con, [JournalEntry(a, "call", f"e{a}", f"c{a}", 1, "Appeared", "ivr",
+                                               orjson.dumps({"entry_id": f"e{a}"}).decode())
+                                  for a in ids])
+
+        assert (await apply_migrations(con))[0] == "0015_folds_lock_accounts_first.sql"
+        assert await con.fetchval("SELECT accounts FROM calls_pending") == ids
+        assert await fold_pending(con) == 1
+        assert await con.fetchval("SELECT count(*) FROM calls") == 2
+    finally:
+        await con.close()
