@@ -7,13 +7,11 @@
 -- next statement (a fresh snapshot) no longer sees the removed account's events; a
 -- removal that comes later waits for the fold, then deletes its rows.
 -- Each mark keeps its statement's accounts, so that the lock needs no read of the
--- journal.
+-- journal. Marks without them (made before this migration, or by a journal statement
+-- that ran the previous trigger while it committed) have them read from the journal:
+-- a NOT NULL column would have refused those statements.
 
 ALTER TABLE calls_pending ADD COLUMN accounts int4[];
-UPDATE calls_pending AS p
-SET accounts = ARRAY(SELECT DISTINCT e.account_id FROM call_events AS e
-                     WHERE e.id = ANY(p.events));
-ALTER TABLE calls_pending ALTER COLUMN accounts SET NOT NULL;
 
 CREATE OR REPLACE FUNCTION journal_calls_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -42,7 +40,10 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM 1 FROM accounts
-    WHERE id IN (SELECT unnest(accounts) FROM calls_pending WHERE id = ANY(taken))
+    WHERE id IN (SELECT unnest(coalesce(p.accounts,
+                                        ARRAY(SELECT e.account_id FROM call_events AS e
+                                              WHERE e.id = ANY(p.events))))
+                 FROM calls_pending AS p WHERE p.id = ANY(taken))
     ORDER BY id FOR KEY SHARE;
     BEGIN
         PERFORM fold_calls(ARRAY(SELECT e FROM calls_pending AS p, unnest(p.events) AS e

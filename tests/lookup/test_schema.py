@@ -99,19 +99,25 @@ async def test_analyze_keeps_statistics_only_of_what_queries_filter_on(
                        ("decisions", "number"), ("decisions", "outcome")}
 
 
-async def test_marks_journaled_before_0015_get_their_accounts_and_are_folded(
-    empty_dsn: str,
-) -> None:
-    """An upgrade with calls not folded yet: 0015 fills each mark's accounts from the
-    journal, and the fold that locks them folds the mark."""
-    con = await asyncpg.connect(empty_dsn)
+async def test_marks_journaled_before_and_during_0015_are_folded(empty_dsn: str) -> None:
+    """An upgrade while the previous version journals: a statement that waited for the
+    migration's lock ran the trigger it had, so its mark has no accounts either. Such
+    marks have them read from the journal, are folded, and the statement is not refused."""
+    con, other = await asyncpg.connect(empty_dsn), await asyncpg.connect(empty_dsn)
+
+    async def journal(on: asyncpg.Connection, entry: str) -> None:
+        await write_journal(on, [JournalEntry(a, "call", f"{entry}{a}", f"c{a}", 1, "Appeared",
+                                              "ivr", orjson.dumps({"entry_id": entry}).decode())
+                                 for a in ids])
+
     try:
         await con.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY,"
                           " applied_at timestamptz NOT NULL DEFAULT now())")
-        for name in _migration_files():
-            if name >= "0015":
+        texts = {name: (resources.files("lookup.migrations") / name).read_text(encoding="utf-8")
+                 for name in _migration_files() if name < "0016"}
+        for name, text in texts.items():
+            if name.startswith("0015"):
                 break
-            text = (resources.files("lookup.migrations") / name).read_text(encoding="utf-8")
             async with con.transaction():
                 await con.execute(text)
                 await con.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
@@ -119,13 +125,22 @@ async def test_marks_journaled_before_0015_get_their_accounts_and_are_folded(
             "INSERT INTO accounts (name, mango_api_key, mango_api_salt, mango_api_url)"
             " VALUES ($1, $1, 's', 'http://pbx.test/') RETURNING id", name)
             for name in ("a", "b")]
-        await write_journal(con, [JournalEntry(a, "call", f"e{a}", f"c{a}", 1, "Appeared", "ivr",
-                                               orjson.dumps({"entry_id": f"e{a}"}).decode())
-                                  for a in ids])
+        await journal(other, "before")  # its connection keeps the trigger it ran
 
-        assert (await apply_migrations(con))[0] == "0015_folds_lock_accounts_first.sql"
-        assert await con.fetchval("SELECT accounts FROM calls_pending") == ids
-        assert await fold_pending(con) == 1
-        assert await con.fetchval("SELECT count(*) FROM calls") == 2
+        name = "0015_folds_lock_accounts_first.sql"
+        async with con.transaction():  # as apply_migrations applies it
+            await con.execute(texts[name])
+            await con.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            during = asyncio.create_task(journal(other, "during"))
+            await asyncio.sleep(0.3)
+            assert not during.done()  # waiting for the migration's lock
+        await asyncio.wait_for(during, 5)
+        await journal(other, "after")
+
+        assert [r["accounts"] for r in await con.fetch(
+            "SELECT accounts FROM calls_pending ORDER BY id")] == [None, None, sorted(ids)]
+        assert await fold_pending(con) == 3
+        assert await con.fetchval("SELECT count(*) FROM calls") == 6
     finally:
         await con.close()
+        await other.close()
