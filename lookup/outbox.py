@@ -5,7 +5,11 @@ subject), so a call planned twice, on one replica or two, plans nothing new.
 A worker claims due actions by pushing their ``due_at`` one lease ahead (rows
 locked with ``SKIP LOCKED`` while it does), so a worker that dies gives them
 back when the lease runs out; an action whose client is made by another one
-waits until that one is no longer pending.
+waits until that one is no longer pending. It waits *behind* it in the due
+order: a backoff moves the action's pending dependents (and theirs) to its new
+time, and its end (done or failed) makes its dependents due at once. Left in
+front, the dependents of creates backed off through a CRM outage were read and
+skipped by every claim: 12.6 ms a claim behind 10,000 calls, 74 ms behind 50,000.
 """
 
 from __future__ import annotations
@@ -73,11 +77,17 @@ class ActionRow:
 
 
 async def plan(con: Conn, account_id: int, action: NewAction) -> tuple[int, bool]:
-    """Insert the action unless the call already has it: (its id, whether it is new)."""
+    """Insert the action unless the call already has it: (its id, whether it is new).
+
+    One that waits for an action backed off is due with it (not one claimed now: its
+    end makes its dependents due, and one planned meanwhile would miss that)."""
     found: int | None = await con.fetchval(
         """INSERT INTO crm_actions (account_id, entry_id, action, subject, payload, depends_on,
-                                    state)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+                                    state, due_at)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7,
+                   greatest(now(), (SELECT due_at FROM crm_actions
+                                    WHERE id = $6 AND state = 'pending'
+                                      AND leased_at IS NULL)))
            ON CONFLICT (account_id, entry_id, action, subject) DO NOTHING
            RETURNING id""",
         account_id, action.entry_id, action.action, action.subject,
@@ -220,28 +230,57 @@ async def give_back(con: Conn | asyncpg.Pool, claims: Sequence[tuple[int, int]],
         [c[0] for c in claims], [c[1] for c in claims], after_s)
 
 
+# An action that is no longer pending: its dependents may go now (they were moved
+# behind its backoffs; see the module's docstring).
+_DEPENDENTS_DUE = """
+    UPDATE crm_actions AS c SET due_at = now()
+    WHERE c.depends_on = ANY(ARRAY(SELECT id FROM ended))  -- by the dependency's index
+      AND c.state = 'pending' AND c.due_at > now()
+"""
+
+
 async def complete(con: Conn, action_id: int, *, crm_id: str | None,
                    note: str | None = None) -> None:
     await con.execute(
-        """UPDATE crm_actions SET state = 'done', crm_id = $2, note = $3, last_error = NULL,
-                                  done_at = now(), leased_at = NULL
-           WHERE id = $1 AND state = 'pending'""", action_id, crm_id, note)
+        """WITH ended AS (
+               UPDATE crm_actions SET state = 'done', crm_id = $2, note = $3,
+                                      last_error = NULL, done_at = now(), leased_at = NULL
+               WHERE id = $1 AND state = 'pending' RETURNING id)""" + _DEPENDENTS_DUE,
+        action_id, crm_id, note)
 
 
 async def retry_later(con: Conn, action_id: int, *, error: str, delay_s: float,
                       uncertain: bool) -> None:
+    """Due again in ``delay_s``, and so, at the earliest, is every pending action that
+    waits for it, directly or not."""
     await con.execute(
-        """UPDATE crm_actions SET due_at = now() + $3 * interval '1 second', last_error = $2,
-                                  uncertain = uncertain OR $4, leased_at = NULL
-           WHERE id = $1 AND state = 'pending'""", action_id, error[:1000], delay_s, uncertain)
+        """WITH RECURSIVE moved AS (
+               UPDATE crm_actions SET due_at = now() + $3 * interval '1 second',
+                                      last_error = $2, uncertain = uncertain OR $4,
+                                      leased_at = NULL
+               WHERE id = $1 AND state = 'pending' RETURNING id, due_at
+           ), waiting AS (
+               SELECT c.id FROM crm_actions AS c JOIN moved ON c.depends_on = moved.id
+               WHERE c.state = 'pending'
+               UNION
+               SELECT c.id FROM crm_actions AS c JOIN waiting AS w ON c.depends_on = w.id
+               WHERE c.state = 'pending'
+           )
+           UPDATE crm_actions AS c SET due_at = (SELECT due_at FROM moved)
+           WHERE c.id = ANY(ARRAY(SELECT id FROM waiting))  -- by the key, not a scan
+             AND c.due_at < (SELECT due_at FROM moved)""",
+        action_id, error[:1000], delay_s, uncertain)
 
 
 async def fail(con: Conn, action_id: int, *, error: str) -> None:
-    """Given up for good (the CRM refused it as it is): retrying would not help."""
+    """Given up for good (the CRM refused it as it is): retrying would not help. Its
+    dependents are due at once, to be failed in their turn."""
     await con.execute(
-        """UPDATE crm_actions SET state = 'failed', last_error = $2, done_at = now(),
-                                  leased_at = NULL
-           WHERE id = $1 AND state = 'pending'""", action_id, error[:1000])
+        """WITH ended AS (
+               UPDATE crm_actions SET state = 'failed', last_error = $2, done_at = now(),
+                                      leased_at = NULL
+               WHERE id = $1 AND state = 'pending' RETURNING id)""" + _DEPENDENTS_DUE,
+        action_id, error[:1000])
 
 
 async def actions_for_entries(con: Conn | asyncpg.Pool, account_id: int,

@@ -9,6 +9,7 @@ from lookup.outbox import (
     NewAction,
     claim_due,
     complete,
+    fail,
     give_back,
     plan,
     release_leases,
@@ -94,3 +95,40 @@ async def test_an_action_waits_for_the_one_that_makes_its_client(db: asyncpg.Con
     [deal] = await claim_due(db, account, limit=10, lease_s=600)
     assert (deal.action, deal.dependency_state, deal.dependency_crm_id) == (
         "create_deal", "done", "42")
+
+
+async def _due(db: asyncpg.Connection, *ids: int) -> list[bool]:
+    """Whether each of these actions is due now."""
+    return [await db.fetchval("SELECT due_at <= now() FROM crm_actions WHERE id = $1", i)
+            for i in ids]
+
+
+async def test_a_backoff_moves_what_waits_for_the_action_behind_it_and_its_end_brings_it_back(
+    db: asyncpg.Connection,
+) -> None:
+    """Left in front of the due order, the dependents of a backed-off create would be
+    read and skipped by every claim while it waits."""
+    account = await _account(db)
+    create, _ = await plan(db, account, NewAction(entry_id="e", action="create_client",
+                                                  payload={}))
+    record, _ = await plan(db, account, NewAction(entry_id="e", action="record_call",
+                                                  payload={}, depends_on=create))
+    link, _ = await plan(db, account, NewAction(entry_id="e", action="recording", payload={},
+                                                depends_on=record))
+    other, _ = await plan(db, account, NewAction(entry_id="f", action="record_call",
+                                                 payload={}))
+    [claimed] = await claim_due(db, account, limit=1, lease_s=600)
+    assert claimed.id == create
+    await retry_later(db, create, error="down", delay_s=60, uncertain=True)
+    times = await db.fetch("SELECT id, due_at FROM crm_actions ORDER BY id")
+    assert [r["due_at"] for r in times[:3]] == [times[0]["due_at"]] * 3  # with the create
+    assert await _due(db, create, record, link, other) == [False, False, False, True]
+    later, _ = await plan(db, account, NewAction(entry_id="g", action="record_call",
+                                                 payload={}, depends_on=create))
+    assert await _due(db, later) == [False]  # a call of the same number, planned now
+
+    await db.execute("UPDATE crm_actions SET due_at = now() WHERE id = $1", create)
+    await complete(db, create, crm_id="42")
+    assert await _due(db, record, link, later) == [True, False, True]  # the link: the record
+    await fail(db, record, error="refused")
+    assert await _due(db, link) == [True]
