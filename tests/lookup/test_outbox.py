@@ -132,3 +132,18 @@ async def test_a_backoff_moves_what_waits_for_the_action_behind_it_and_its_end_b
     assert await _due(db, record, link, later) == [True, False, True]  # the link: the record
     await fail(db, record, error="refused")
     assert await _due(db, link) == [True]
+
+
+async def test_an_action_planned_while_the_one_it_waits_for_is_tried_is_due_at_once(
+    db: asyncpg.Connection,
+) -> None:
+    """Not at the end of that try's lease: the try's end makes due only the actions
+    there were when it ended, and one planned meanwhile may commit after it."""
+    account = await _account(db)
+    create, _ = await plan(db, account, NewAction(entry_id="e", action="create_client",
+                                                  payload={}))
+    [claimed] = await claim_due(db, account, limit=1, lease_s=600)
+    assert claimed.id == create
+    record, _ = await plan(db, account, NewAction(entry_id="f", action="record_call",
+                                                  payload={}, depends_on=create))
+    assert await _due(db, record) == [True]
