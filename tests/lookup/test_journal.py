@@ -60,27 +60,30 @@ async def _rows(db: asyncpg.Connection, account_id: int) -> dict[str, int]:
             for table in ("call_events", "decisions", "busy_legs")}
 
 
+async def _a_lock_waited_for(watch: asyncpg.Pool) -> None:
+    """Until some session waits for a lock (5 s at most). Watched through a pool: each
+    query its own transaction, as pg_stat_activity is read once a transaction."""
+    for _ in range(500):
+        if await watch.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nobody waited for a lock")
+
+
 async def _held_then(dsn: str, watch: asyncpg.Pool,
                     first: Callable[[asyncpg.Connection], Coroutine[Any, Any, object]],
                     then: Coroutine[Any, Any, T]) -> T:
     """``first`` in a transaction left open on a connection of its own, then ``then``,
-    which must wait for a lock until that transaction commits; what ``then`` returns.
-    Watched through ``watch`` (each query its own transaction: pg_stat_activity is read
-    once a transaction)."""
+    which must wait for a lock until that transaction commits; what ``then`` returns."""
     con = await asyncpg.connect(dsn)
     try:
         held = con.transaction()
         await held.start()
         await first(con)
         waiting = asyncio.create_task(then)
-        for _ in range(500):
-            if await watch.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("nobody waited for a lock")
+        await _a_lock_waited_for(watch)
         assert not waiting.done()
         await held.commit()
         return await asyncio.wait_for(waiting, 5)
@@ -267,14 +270,7 @@ async def test_a_removal_during_a_fold_waits_for_it_and_neither_is_rolled_back(
         async with folder.transaction():
             assert await fold_pending(folder, batches=1) == 1  # the update: "old" locked
             removing = asyncio.create_task(remove_account(db, "gone"))
-            for _ in range(500):
-                if await pool.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError("the removal did not wait")
+            await _a_lock_waited_for(pool)
             assert await asyncio.wait_for(fold_pending(folder, batches=1), 5) == 1  # "new"
             assert not removing.done()
     finally:
