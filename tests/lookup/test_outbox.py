@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+import orjson
 
 from lookup.accounts import upsert_default_account
 from lookup.outbox import (
+    CLAIM_DUE,
     NewAction,
     claim_due,
     complete,
@@ -147,3 +151,41 @@ async def test_an_action_planned_while_the_one_it_waits_for_is_tried_is_due_at_o
     record, _ = await plan(db, account, NewAction(entry_id="f", action="record_call",
                                                   payload={}, depends_on=create))
     assert await _due(db, record) == [True]
+
+
+def _scans(node: dict[str, Any]) -> list[tuple[str, str]]:
+    found = [(node["Node Type"], node.get("Relation Name", ""))]
+    for child in node.get("Plans", []):
+        found += _scans(child)
+    return found
+
+
+async def test_a_claim_reads_the_outbox_by_its_indexes_even_on_a_generic_plan(
+    db: asyncpg.Connection,
+) -> None:
+    """asyncpg prepares its statements, and PostgreSQL may then keep a plan made without
+    the account and the limit: it must not read the whole history of actions."""
+    account = await _account(db)
+    await db.execute(  # a history, and a backlog of creates backed off through an outage
+        """INSERT INTO crm_actions (account_id, entry_id, action, payload, state)
+           SELECT $1, 'd' || i, 'record_call', '{}', 'done'
+           FROM generate_series(1, 20000) AS i""", account)
+    await db.execute(
+        """WITH c AS (INSERT INTO crm_actions (account_id, entry_id, action, payload, due_at)
+                      SELECT $1, 'e' || i, 'create_client', '{}', now() + interval '1 minute'
+                      FROM generate_series(1, 10000) AS i RETURNING id, entry_id, due_at)
+           INSERT INTO crm_actions (account_id, entry_id, action, payload, depends_on, due_at)
+           SELECT $1, c.entry_id, a, '{}', c.id, c.due_at
+           FROM c, unnest(ARRAY['create_deal', 'record_call']) AS a""", account)
+    await db.execute(
+        """INSERT INTO crm_actions (account_id, entry_id, action, payload)
+           SELECT $1, 'f' || i, 'record_call', '{}' FROM generate_series(1, 200) AS i""",
+        account)
+    await db.execute("ANALYZE crm_actions")
+    await db.execute("SET plan_cache_mode = force_generic_plan")
+    await db.execute(f"PREPARE claim(int, int, float8) AS {CLAIM_DUE}")
+    explained = await db.fetchval(
+        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({int(account)}, 10, 600)")
+    scans = _scans(orjson.loads(explained)[0]["Plan"])
+    assert ("Seq Scan", "crm_actions") not in scans, scans
+    assert await db.fetchval("SELECT count(*) FROM crm_actions WHERE attempts = 1") == 10
