@@ -172,25 +172,27 @@ async def remember_new_number(con: Conn, account_id: int, phone_key: int,
 
 CLAIM_DUE = """
 WITH due AS (
-    SELECT c.id
+    SELECT c.id, d.state AS dep_state, d.crm_id AS dep_crm_id
     FROM crm_actions c LEFT JOIN crm_actions d ON d.id = c.depends_on
     WHERE c.account_id = $1 AND c.state = 'pending' AND c.due_at <= now()
       AND (c.depends_on IS NULL OR d.state <> 'pending')
     ORDER BY c.due_at, c.id
     LIMIT $2
-    FOR UPDATE OF c SKIP LOCKED)
-UPDATE crm_actions a
-SET due_at = now() + $3 * interval '1 second', attempts = a.attempts + 1,
-    leased_at = now(),
-    -- a create claimed before may have landed, whatever became of its worker
-    uncertain = a.uncertain OR (a.attempts > 0 AND a.action IN ('create_client', 'create_deal'))
--- by the key: joined to the CTE, a generic plan (asyncpg prepares statements; it knows
--- no LIMIT) hashed the whole table, 25 ms a claim against 0.8
-WHERE a.id = ANY(ARRAY(SELECT id FROM due))
-RETURNING a.id, a.account_id, a.entry_id, a.action, a.subject, a.payload, a.attempts,
-          a.uncertain, a.depends_on,
-          (SELECT d.state FROM crm_actions d WHERE d.id = a.depends_on) AS dep_state,
-          (SELECT d.crm_id FROM crm_actions d WHERE d.id = a.depends_on) AS dep_crm_id
+    FOR UPDATE OF c SKIP LOCKED
+), claimed AS (
+    UPDATE crm_actions a
+    SET due_at = now() + $3 * interval '1 second', attempts = a.attempts + 1,
+        leased_at = now(),
+        -- a create claimed before may have landed, whatever became of its worker
+        uncertain = a.uncertain OR (a.attempts > 0
+                                    AND a.action IN ('create_client', 'create_deal'))
+    -- by the key: joined to the CTE, a generic plan (asyncpg prepares statements; it
+    -- knows no LIMIT) hashed the whole table, 25 ms a claim against 0.8
+    WHERE a.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING a.id, a.account_id, a.entry_id, a.action, a.subject, a.payload, a.attempts,
+              a.uncertain, a.depends_on
+)
+SELECT claimed.*, due.dep_state, due.dep_crm_id FROM claimed JOIN due USING (id)
 """
 """``claim_due``'s statement (account, limit, lease seconds): public for the test of
 its plan."""
