@@ -2,9 +2,12 @@
 
 Items queue up while the previous batch is being written; the next write takes
 all of them. A failed write is retried (with backoff) until it lands, so
-nothing queued is ever dropped. A writer made with ``wait_limit`` fails the
-waits of everything queued with ``TimeoutError`` once a batch has taken that
-long, and again every ``wait_limit`` while it goes on (so no wait lasts more
+nothing queued is ever dropped, but for a row the database will never take (its
+data, not the connection): the batch is then written row by row, that row is
+dropped with an error in the log, and a ``put`` waiting for it raises
+``RowRefused`` instead of returning as if it were stored. A writer made with
+``wait_limit`` fails the waits of everything queued with ``TimeoutError`` once a
+batch has taken that long, and again every ``wait_limit`` while it goes on (so no wait lasts more
 than twice it); one timer per batch, not one per item. The items stay queued.
 A writer made with ``spacing`` starts a statement no sooner than ``spacing``
 seconds after the previous one started: an item that comes when the writer has
@@ -28,7 +31,7 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchWriter", "give_up"]
+__all__ = ["BatchWriter", "RowRefused", "give_up"]
 
 T = TypeVar("T")
 
@@ -40,6 +43,11 @@ _REFUSED = (
     asyncpg.ProgramLimitExceededError,
     orjson.JSONEncodeError,  # a value the batch's JSON document cannot hold
 )
+
+
+class RowRefused(Exception):
+    """The database will never take this item (its data, not the connection): it was
+    dropped, and whoever waits for it is told so instead of being told it is stored."""
 
 
 def give_up(waiter: asyncio.Future[Any]) -> None:
@@ -69,7 +77,8 @@ class BatchWriter(Generic[T]):
         self._task = asyncio.create_task(self._run(), name=f"batch-{self._name}")
 
     async def put(self, item: T) -> None:
-        """Queue ``item`` and wait until it is written (see ``wait_limit``)."""
+        """Queue ``item`` and wait until it is written (see ``wait_limit``); ``RowRefused``
+        if the database refuses it for its data."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         self._wake.set()
@@ -122,7 +131,7 @@ class BatchWriter(Generic[T]):
         while True:
             try:
                 if singly:
-                    await self._write_singly([item for item, _ in batch])
+                    await self._write_singly(batch)
                 else:
                     await self._flush([item for item, _ in batch])
                 break
@@ -140,13 +149,15 @@ class BatchWriter(Generic[T]):
                 attempt += 1
                 await asyncio.sleep(delay)
 
-    async def _write_singly(self, items: list[T]) -> None:
-        for item in items:
+    async def _write_singly(self, batch: list[tuple[T, asyncio.Future[None] | None]]) -> None:
+        for item, done in batch:
             try:
                 await self._flush([item])
             except _REFUSED as exc:
                 logger.error("row refused by the database; dropped", extra={
                     "writer": self._name, "error": repr(exc), "item": repr(item)[:500]})
+                if done is not None and not done.done():  # its writer must not answer "stored"
+                    done.set_exception(RowRefused(str(exc)))
 
     async def close(self, *, within: float = 10.0) -> None:
         """Write what is queued (for up to ``within`` seconds), then stop."""

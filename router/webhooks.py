@@ -24,6 +24,7 @@ from lookup.journal import JournalEntry
 from mango.events import BadRequest, CallEvent, check_fields
 from mango.form import parse_form
 from mango.signing import verify
+from router.batcher import RowRefused
 from router.errors import ApiError
 from router.keys import ACCOUNTS, AUTOMATION, CONTACTS, JOURNAL, METRICS, ROUTER
 
@@ -101,6 +102,8 @@ async def handle_event(request: web.Request, *, kind: str) -> web.Response:
     except TimeoutError:
         logger.error("journal write is late; answering 503", extra={"account": account.name})
         raise ApiError(503, "journal unavailable, retry later") from None
+    except RowRefused as exc:  # e.g. a number beyond what PostgreSQL's jsonb holds
+        raise ApiError(400, f"json cannot be stored: {exc}") from None
     if entry.entry_id:  # journaled: the automation plans from the journal
         automation = request.app[AUTOMATION]
         automation.seen(account.id, entry.entry_id,

@@ -8,7 +8,7 @@ import itertools
 import orjson
 import pytest
 
-from router.batcher import BatchWriter
+from router.batcher import BatchWriter, RowRefused
 
 
 async def test_a_late_write_fails_the_wait_but_the_item_is_still_written() -> None:
@@ -34,7 +34,7 @@ async def test_a_late_write_fails_the_wait_but_the_item_is_still_written() -> No
         await writer.close(within=1.0)
 
 
-async def test_a_row_json_cannot_hold_is_dropped_and_the_rest_of_its_batch_written() -> None:
+async def test_a_row_json_cannot_hold_is_dropped_its_wait_told_and_the_rest_written() -> None:
     written: list[str] = []
 
     async def flush(batch: list[str]) -> None:
@@ -44,11 +44,14 @@ async def test_a_row_json_cannot_hold_is_dropped_and_the_rest_of_its_batch_writt
     writer: BatchWriter[str] = BatchWriter("test", flush)
     writer.start()
     try:  # a lone surrogate: not retried forever, holding up what is queued behind it
-        await asyncio.wait_for(asyncio.gather(*(writer.put(s) for s in ("a", "\ud800", "b"))),
-                               5)
+        results = await asyncio.wait_for(asyncio.gather(
+            *(writer.put(s) for s in ("a", "\ud800", "b")), return_exceptions=True), 5)
     finally:
         await writer.close(within=1.0)
     assert written == ["a", "b"]
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], RowRefused)  # not told it was stored
 
 
 async def test_items_that_arrive_together_are_written_in_one_batch() -> None:

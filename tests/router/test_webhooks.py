@@ -294,6 +294,20 @@ async def test_a_row_the_database_refuses_does_not_hold_up_the_rows_behind_it(
     assert [r["entry_id"] for r in await journal(service.dsn)] == ["after"]
 
 
+async def test_an_event_the_journal_cannot_store_gets_400_not_a_200_and_the_next_is_stored(
+    service: Service,
+) -> None:
+    # Valid JSON that orjson reads (as 0.0) and PostgreSQL's jsonb refuses (numeric
+    # underflow): answering 200 would tell the PBX it was kept when it was dropped.
+    raw = orjson.dumps(call_event("tiny", "79990000001")).decode()[:-1] + ', "x": 1e-20000}'
+    status, body = await service.event("events/call", raw)
+    assert status == 400
+    assert orjson.loads(body)["error"].startswith("json cannot be stored")
+    status, _ = await service.event("events/call", call_event("after", "79990000001"))
+    assert status == 200
+    assert [r["entry_id"] for r in await journal(service.dsn)] == ["after"]
+
+
 async def test_garbage_bodies_never_get_a_5xx(service: Service) -> None:
     bodies: list[bytes] = [b"", b"\xff\xfe", b"json=%ZZ", b"a=b&a=c", b"json=" + b"x" * 100_000,
                            b"vpbx_api_key=test-key&sign=&json=", b"\x00" * 64]
