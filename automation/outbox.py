@@ -187,7 +187,9 @@ class OutboxWorker:
                         wake.clear()
                         want = most - len(queued)
                         async with self._pool.acquire() as con:
-                            rows = await claim_due(con, account_id, limit=want, lease_s=_LEASE_S)
+                            rows = await claim_due(
+                                con, account_id, limit=want, lease_s=_LEASE_S,
+                                under_way=[action_id for action_id, _ in claimed.values()])
                         for row in rows:
                             task = asyncio.create_task(self._one(applier, row, limit))
                             queued.add(task)

@@ -176,6 +176,7 @@ WITH due AS (
     FROM crm_actions c LEFT JOIN crm_actions d ON d.id = c.depends_on
     WHERE c.account_id = $1 AND c.state = 'pending' AND c.due_at <= now()
       AND (c.depends_on IS NULL OR d.state <> 'pending')
+      AND c.id <> ALL($4::bigint[])  -- the worker's own, still under way
     ORDER BY c.due_at, c.id
     LIMIT $2
     FOR UPDATE OF c SKIP LOCKED
@@ -194,13 +195,16 @@ WITH due AS (
 )
 SELECT claimed.*, due.dep_state, due.dep_crm_id FROM claimed JOIN due USING (id)
 """
-"""``claim_due``'s statement (account, limit, lease seconds): public for the test of
-its plan."""
+"""``claim_due``'s statement (account, limit, lease seconds, ids under way): public for
+the test of its plan."""
 
 
-async def claim_due(con: Conn, account_id: int, *, limit: int, lease_s: float
-                    ) -> list[ActionRow]:
-    rows = await con.fetch(CLAIM_DUE, account_id, limit, lease_s)
+async def claim_due(con: Conn, account_id: int, *, limit: int, lease_s: float,
+                    under_way: Sequence[int] = ()) -> list[ActionRow]:
+    """Due actions, leased for ``lease_s``. ``under_way``: the caller's actions still
+    being tried, never claimed again by it, even once their lease has run out (a slow
+    CRM, a long Retry-After): two tries of one create at once would make it twice."""
+    rows = await con.fetch(CLAIM_DUE, account_id, limit, lease_s, list(under_way))
     return [ActionRow(id=r["id"], account_id=r["account_id"], entry_id=r["entry_id"],
                       action=r["action"], subject=r["subject"],
                       payload=orjson.loads(r["payload"]), attempts=r["attempts"],

@@ -71,6 +71,33 @@ async def test_a_slow_action_does_not_hold_back_the_actions_claimed_with_or_afte
     assert len(outbox.mp.deals) == 13
 
 
+async def test_an_action_whose_lease_runs_out_while_it_is_tried_is_not_tried_twice(
+    outbox: Outbox, dsn: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A lease shorter than the CRM's answer, as a long Retry-After can make it: the
+    # worker must not claim the deal again and make it a second time meanwhile.
+    monkeypatch.setattr("automation.outbox._LEASE_S", 0.3)
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("warm")])
+        await _until_done(outbox, "warm", within=15)  # the worker has its token
+        outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 2.0
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("slow")])
+        await _until_done(outbox, "slow", within=20)
+        await asyncio.sleep(0.5)  # a second try, had there been one, lands too
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert len(outbox.mp.deals) == 2  # warm and slow, once each
+    async with outbox.pool.acquire() as con:
+        attempts = await con.fetchval(
+            "SELECT attempts FROM crm_actions WHERE entry_id = 'slow'")
+    assert attempts == 1
+
+
 async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_included(
     outbox: Outbox, dsn: str,
 ) -> None:

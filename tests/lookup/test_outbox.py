@@ -48,6 +48,18 @@ async def test_a_claimed_action_is_not_claimed_again_until_its_lease_is_given_ba
     assert len(await claim_due(db, account, limit=10, lease_s=600)) == 1
 
 
+async def test_a_worker_never_claims_again_what_it_still_has_under_way_even_past_its_lease(
+    db: asyncpg.Connection,
+) -> None:
+    account = await _account(db)
+    for entry in ("slow", "other"):
+        await plan(db, account, NewAction(entry_id=entry, action="create_deal", payload={}))
+    [slow] = await claim_due(db, account, limit=1, lease_s=0)  # its lease runs out at once
+    again = await claim_due(db, account, limit=10, lease_s=600, under_way=[slow.id])
+    assert [r.entry_id for r in again] == ["other"]
+    assert await db.fetchval("SELECT attempts FROM crm_actions WHERE id = $1", slow.id) == 1
+
+
 async def test_a_create_claimed_again_is_uncertain_whatever_became_of_its_worker(
     db: asyncpg.Connection,
 ) -> None:
@@ -183,9 +195,9 @@ async def test_a_claim_reads_the_outbox_by_its_indexes_even_on_a_generic_plan(
         account)
     await db.execute("ANALYZE crm_actions")
     await db.execute("SET plan_cache_mode = force_generic_plan")
-    await db.execute(f"PREPARE claim(int, int, float8) AS {CLAIM_DUE}")
+    await db.execute(f"PREPARE claim(int, int, float8, bigint[]) AS {CLAIM_DUE}")
     explained = await db.fetchval(
-        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({int(account)}, 10, 600)")
+        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({int(account)}, 10, 600, '{{1,2}}')")
     scans = _scans(orjson.loads(explained)[0]["Plan"])
     assert ("Seq Scan", "crm_actions") not in scans, scans
     assert await db.fetchval("SELECT count(*) FROM crm_actions WHERE attempts = 1") == 10
