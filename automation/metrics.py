@@ -25,7 +25,8 @@ class AutomationMetrics:
             ["account", "kind"], registry=r)
         self.actions = Counter(
             "mango_router_crm_actions",
-            "CRM action attempts by account, kind and outcome (done, retry, uncertain, failed).",
+            "CRM action attempts by account, kind and outcome (done, retry, uncertain, auth, "
+            "failed).",
             ["account", "kind", "outcome"], registry=r)
         self.depth = Gauge(
             "mango_router_outbox_depth", "CRM actions pending, per account.", ["account"],

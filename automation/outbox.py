@@ -40,7 +40,12 @@ from lookup.outbox import (
     retry_later,
 )
 from megaplan.client import MegaplanClient
-from megaplan.errors import MegaplanError, MegaplanUnavailableError, MegaplanUncertainError
+from megaplan.errors import (
+    MegaplanAuthError,
+    MegaplanError,
+    MegaplanUnavailableError,
+    MegaplanUncertainError,
+)
 from sync.account import CrmHealth, crm_observer, megaplan_credentials
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,10 @@ _LOCK_CHECK_S = 5.0
 _BACKOFF_BASE_S = 1.0
 _BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
 _PERMANENT = frozenset({400, 403, 404, 409, 422})
+# The CRM refused the account's credentials (a changed password, a blocked user): not
+# the action's fault, so never a failure for good; the account's claims pause this long
+# (not every claimed action asking for a token with a wrong password, again and again).
+_AUTH_PAUSE_S = 60.0
 _METRICS_S = 5.0
 
 
@@ -146,21 +155,24 @@ class OutboxWorker:
         # Claimed and not finished. More are claimed while half of them are left, so the
         # rate cap is used to the end of a claim (waiting for a whole claim to finish
         # left the CRM idle for a round trip each time: 5 % of the rate at 150 ms).
-        queued: set[asyncio.Task[None]] = set()
+        queued: set[asyncio.Task[str]] = set()
         # each one's action and its attempts, to give back if it is cut short
-        claimed: dict[asyncio.Task[None], tuple[int, int]] = {}
+        claimed: dict[asyncio.Task[str], tuple[int, int]] = {}
         failures: list[BaseException] = []  # an outcome that could not be recorded
         most, refill = self._concurrency * 4, self._concurrency * 2
         clock = asyncio.get_running_loop().time
-        next_claim = next_lock_check = 0.0
+        next_claim = next_lock_check = paused_until = 0.0
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def finished(task: asyncio.Task[str]) -> None:
+            nonlocal paused_until
             queued.discard(task)
             if task.cancelled():
                 return  # cut short: its claim is given back
             claimed.pop(task, None)
             if (failure := task.exception()) is not None:
                 failures.append(failure)
+            elif task.result() == "auth":
+                paused_until = clock() + _AUTH_PAUSE_S
 
         async with MegaplanClient(credentials, rate_per_second=self._rate,
                                   request_timeout=self._request_timeout,
@@ -180,7 +192,7 @@ class OutboxWorker:
                         # a dead one ends the work (another replica may hold it by now)
                         await lock.fetchval("SELECT 1", timeout=_LOCK_CHECK_S)
                         next_lock_check = t + _IDLE_S
-                    if self._hold is not None and self._hold():
+                    if (self._hold is not None and self._hold()) or t < paused_until:
                         await _first_of(queued, None, _HOLD_LOOK_S)
                         continue
                     if len(queued) <= refill and (not queued or wake.is_set() or t >= next_claim):
@@ -224,11 +236,12 @@ class OutboxWorker:
                            extra={"actions": len(claims), "error": repr(exc)})
 
     async def _one(self, applier: ActionApplier, row: ActionRow,
-                   limit: asyncio.Semaphore) -> None:
+                   limit: asyncio.Semaphore) -> str:
         async with limit:
             outcome = await self._apply(applier, row)
         if self._metrics is not None:
             self._metrics.actions.labels(applier.account.name, row.action, outcome).inc()
+        return outcome
 
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:
@@ -244,6 +257,9 @@ class OutboxWorker:
         except MegaplanUnavailableError as exc:
             await self._later(row, exc)
             return "retry"
+        except MegaplanAuthError as exc:  # the credentials, not the action: it waits
+            await self._later(row, exc, delay_s=_AUTH_PAUSE_S)
+            return "auth"
         except MegaplanError as exc:
             if exc.status in _PERMANENT:
                 await self._fail(row, str(exc))
@@ -262,9 +278,9 @@ class OutboxWorker:
             await complete(con, row.id, crm_id=crm_id, note=note)
         return "done"
 
-    async def _later(self, row: ActionRow, exc: BaseException, *, uncertain: bool = False
-                     ) -> None:
-        delay = backoff_s(row.attempts)
+    async def _later(self, row: ActionRow, exc: BaseException, *, uncertain: bool = False,
+                     delay_s: float | None = None) -> None:
+        delay = backoff_s(row.attempts) if delay_s is None else delay_s
         logger.warning("outbox: %s not applied (attempt %d); again in %.1f s",
                        row.action, row.attempts, delay,
                        extra={"id": row.id, "error": _describe(exc), "uncertain": uncertain})
@@ -296,7 +312,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-async def _first_of(tasks: set[asyncio.Task[None]], wake: asyncio.Event | None,
+async def _first_of(tasks: set[asyncio.Task[str]], wake: asyncio.Event | None,
                     within: float) -> None:
     """Until one of ``tasks`` finishes, ``wake`` is set, or ``within`` seconds pass."""
     if not tasks and wake is None:  # nothing to wait on but the time (a held-back worker)

@@ -38,7 +38,7 @@ async def access_token(request: web.Request) -> web.Response:
     user_ok = hmac.compare_digest(str(form.get("username", "")), state.username)
     pass_ok = hmac.compare_digest(str(form.get("password", "")), state.password)
     if not (user_ok and pass_ok):
-        raise ApiError(401, "Invalid username or password")
+        raise ApiError(state.bad_credentials_status, "Invalid username or password")
     return json_response(
         {
             "access_token": state.issue_token(),

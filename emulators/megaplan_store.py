@@ -154,6 +154,9 @@ class MegaplanState:
     ) -> None:
         self.username = username
         self.password = password
+        # what a token request with wrong credentials is answered (an OAuth server may
+        # answer 400 invalid_grant, or 403 for a blocked user; tests set it)
+        self.bad_credentials_status = 401
         self.faults = faults or Faults()
         self.employees: dict[str, EmployeeRow] = {}
         self.clients: dict[str, ClientRow] = {}

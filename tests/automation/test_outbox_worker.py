@@ -98,6 +98,40 @@ async def test_an_action_whose_lease_runs_out_while_it_is_tried_is_not_tried_twi
     assert attempts == 1
 
 
+@pytest.mark.parametrize("status", [400, 401, 403])
+async def test_refused_credentials_fail_no_action_and_the_account_waits_for_them(
+    outbox: Outbox, dsn: str, monkeypatch: pytest.MonkeyPatch, status: int,
+) -> None:
+    # A changed password: whatever status the token request gets, the actions wait for
+    # the credentials (not failed for good), without asking for a token again and again.
+    monkeypatch.setattr("automation.outbox._AUTH_PAUSE_S", 1.0)
+    right, outbox.mp.password = outbox.mp.password, "changed"
+    outbox.mp.bad_credentials_status = status
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id,
+                            [outbox.new_deal(f"locked-{n}") for n in range(5)])
+        await asyncio.sleep(1.5)
+        async with outbox.pool.acquire() as con:
+            states = await con.fetch("SELECT state, last_error FROM crm_actions")
+        assert {r["state"] for r in states} == {"pending"}
+        assert any(r["last_error"] and str(status) in r["last_error"] for r in states)
+        asked = outbox.mp.request_count
+        assert asked < 20  # paused after the refusal, not a token request a claim
+        outbox.mp.password = right  # the admin puts the right password back
+
+        async def all_done() -> bool:
+            return len(await _done_at(outbox, [f"locked-{n}" for n in range(5)])) == 5
+
+        await eventually(all_done, within=15)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert len(outbox.mp.deals) == 5
+
+
 async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_included(
     outbox: Outbox, dsn: str,
 ) -> None:
