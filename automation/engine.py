@@ -558,9 +558,12 @@ async def _plan_new(con: Conn, account: Account, call: CallModel, key: int,
             party = Party(created_responsible=created)
         else:
             await lock_number(con, account.id, key)
+            # The create still pending first, then the copy: the worker puts a client it
+            # made in the copy before it marks the create done, so a create that lands
+            # between the two reads is seen by the second. The other way round, both
+            # could miss it, and the number got a second client.
+            pending = await new_number_action(con, account.id, key)
             decision = await decide_sql(con, account.id, key)
-            pending = None if decision.client_id is not None else await new_number_action(
-                con, account.id, key)
             if decision.client_id is not None:
                 party = Party(client_id=decision.client_id, responsible_id=decision.employee_id)
             elif pending is not None and pending[1] != call.entry_id:
