@@ -41,6 +41,7 @@ from lookup.outbox import (
 )
 from megaplan.client import MegaplanClient
 from megaplan.errors import (
+    MappingError,
     MegaplanAuthError,
     MegaplanError,
     MegaplanUnavailableError,
@@ -72,6 +73,7 @@ _LOCK_CHECK_S = 5.0
 _BACKOFF_BASE_S = 1.0
 _BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
 _PERMANENT = frozenset({400, 403, 404, 409, 422})
+_CREATES = frozenset({"create_client", "create_deal"})  # never sent again blind
 # The CRM refused the account's credentials (a changed password, a blocked user): not
 # the action's fault, so never a failure for good; the account's claims pause this long
 # (not every claimed action asking for a token with a wrong password, again and again).
@@ -246,6 +248,12 @@ class OutboxWorker:
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:
             crm_id, note = await applier.apply(row)
+        except MappingError as exc:  # the CRM answered what cannot be read: no refusal
+            if row.action in _CREATES:  # it may have made it: looked for before again
+                await self._later(row, exc, uncertain=True)
+                return "uncertain"
+            await self._fail(row, _describe(exc))
+            return "failed"
         except (DependencyFailed, ValueError, KeyError, TypeError) as exc:
             # nothing to act on, or a planned payload the CRM call cannot be made from:
             # trying again would not help
@@ -267,7 +275,7 @@ class OutboxWorker:
             await self._later(row, exc)
             return "retry"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            await self._later(row, exc, uncertain=row.action in ("create_client", "create_deal"))
+            await self._later(row, exc, uncertain=row.action in _CREATES)
             return "retry"
         except Exception as exc:  # a bug must not stop the outbox; the action waits
             logger.exception("outbox: an action failed unexpectedly",

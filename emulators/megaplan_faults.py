@@ -39,7 +39,8 @@ class Faults:
     closes the connection unanswered and ``throttle_*`` answers 429, both before
     applying; ``error_*`` answers ``error_status`` to any request and
     ``write_error_*`` 500 to writes, before applying; ``lost_answer_*`` applies
-    a write, then closes the connection without its answer. A write is a
+    a write, then closes the connection without its answer; ``garbled_answer_count``
+    applies a write, then answers 200 with an object the client cannot read. A write is a
     POST/PUT/PATCH/DELETE other than the token request.
     """
 
@@ -57,6 +58,7 @@ class Faults:
     write_error_rate: float = 0.0
     lost_answer_count: int = 0
     lost_answer_rate: float = 0.0
+    garbled_answer_count: int = 0
     stall_count: int = 0
     stall_s: float = 0.0
     down_until: float = 0.0  # time.monotonic() until which the CRM is down
@@ -85,6 +87,9 @@ class Faults:
     def take_lost_answer(self) -> bool:
         return self._take("lost_answer_count", self.lost_answer_rate)
 
+    def take_garbled_answer(self) -> bool:
+        return self._take("garbled_answer_count", 0.0)
+
     def take_stall(self) -> bool:
         return self._take("stall_count", 0.0)
 
@@ -106,6 +111,10 @@ class Faults:
             return self._admitted[0] + 1.0 - now
         self._admitted.append(now)
         return None
+
+
+# An envelope whose object has no id: applied, and its answer cannot be read.
+_GARBLED = b'{"meta":{"status":200,"errors":[]},"data":{"contentType":"Deal"}}'
 
 
 def _envelope_error(status: int, message: str) -> bytes:
@@ -168,6 +177,8 @@ def faults_middleware(
         response = await handler(request)
         if write and response.status < 300 and faults.take_lost_answer():
             return _close(request, "applied, then losing the answer to")
+        if write and response.status < 300 and faults.take_garbled_answer():
+            return web.Response(body=_GARBLED, content_type="application/json")
         return response
 
     return middleware

@@ -132,6 +132,25 @@ async def test_refused_credentials_fail_no_action_and_the_account_waits_for_them
     assert len(outbox.mp.deals) == 5
 
 
+async def test_a_create_whose_answer_cannot_be_read_is_looked_for_not_failed_nor_made_twice(
+    outbox: Outbox, dsn: str,
+) -> None:
+    outbox.mp.faults.garbled_answer_count = 1  # made, and answered with what cannot be read
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("garbled")])
+        await _until_done(outbox, "garbled", within=20)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    [deal] = outbox.mp.deals.values()
+    async with outbox.pool.acquire() as con:
+        row = await con.fetchrow("SELECT crm_id, note FROM crm_actions")
+    assert (row["crm_id"], row["note"]) == (deal["id"], "made by an earlier attempt")
+
+
 async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_included(
     outbox: Outbox, dsn: str,
 ) -> None:
