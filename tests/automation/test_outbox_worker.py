@@ -147,7 +147,7 @@ async def test_a_create_whose_answer_cannot_be_read_is_looked_for_not_failed_nor
         await asyncio.gather(running, return_exceptions=True)
     [deal] = outbox.mp.deals.values()
     async with outbox.pool.acquire() as con:
-        row = await con.fetchrow("SELECT crm_id, note FROM crm_actions")
+        [row] = await con.fetch("SELECT crm_id, note FROM crm_actions")
     assert (row["crm_id"], row["note"]) == (deal["id"], "made by an earlier attempt")
 
 
