@@ -7,7 +7,7 @@ from contextlib import suppress
 
 import asyncpg
 
-from lookup.account_lock import supervise, while_locked
+from lookup.account_lock import LOCK_KEEPALIVE, supervise, while_locked
 
 
 async def test_only_one_holder_works_an_account_and_another_takes_over_when_it_goes(
@@ -34,6 +34,22 @@ async def test_only_one_holder_works_an_account_and_another_takes_over_when_it_g
     release.set()  # a is done with the account: its connection and lock go
     await asyncio.wait_for(asyncio.gather(a, b), 5)
     assert working == ["a", "b"]
+
+
+async def test_the_lock_holders_connection_asks_the_server_to_keep_it_alive(dsn: str) -> None:
+    # So that a holder whose host dies lets go of the account within half a minute.
+    # (The tests' server is on a Unix socket, where the values read 0: the source shows
+    # that the connection set them.)
+    seen: dict[str, str] = {}
+
+    async def work(con: asyncpg.Connection) -> None:
+        for row in await con.fetch("SELECT name, source FROM pg_settings"
+                                   " WHERE name = ANY($1::text[])", list(LOCK_KEEPALIVE)):
+            seen[row["name"]] = row["source"]
+
+    await asyncio.wait_for(while_locked(dsn, "job", 7, 2, work, wanted=lambda: True,
+                                        retry_s=0.05), 5)
+    assert seen == dict.fromkeys(LOCK_KEEPALIVE, "client")
 
 
 async def test_supervise_restarts_a_failed_loop_and_stops_an_unwanted_one() -> None:
