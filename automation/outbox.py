@@ -65,10 +65,13 @@ _LEASE_S = 600.0  # a claimed action comes back after this if its worker vanishe
 _LEASE_HELD_S = 120.0
 # A stopping worker gives back what it had not finished (waiting at most _GIVE_BACK_WAIT),
 # due again after its request timeout and _GIVE_BACK_AFTER_S more: a request cut short
-# that the CRM still acts on has landed by then (as after a timeout, whose retry comes
-# later still), and the check before a create finds it.
+# that the CRM still acts on has landed by then, and the check before a create finds it.
 _GIVE_BACK_WAIT = 2.0
 _GIVE_BACK_AFTER_S = 5.0
+# A create that may have landed (a timeout, a 5xx, a lost answer) is looked for no
+# sooner than this after its answer: a CRM still at work on it (a slow backend behind a
+# gateway's 504) has made it by then. Backoff alone made it 0.5-1 s.
+_UNCERTAIN_WAIT_S = _GIVE_BACK_AFTER_S
 _LOCK_CHECK_S = 5.0
 _BACKOFF_BASE_S = 1.0
 _BACKOFF_CAP_S = 30.0  # a CRM back from an outage is found within this
@@ -289,6 +292,8 @@ class OutboxWorker:
     async def _later(self, row: ActionRow, exc: BaseException, *, uncertain: bool = False,
                      delay_s: float | None = None) -> None:
         delay = backoff_s(row.attempts) if delay_s is None else delay_s
+        if uncertain:
+            delay = max(delay, _UNCERTAIN_WAIT_S)
         logger.warning("outbox: %s not applied (attempt %d); again in %.1f s",
                        row.action, row.attempts, delay,
                        extra={"id": row.id, "error": _describe(exc), "uncertain": uncertain})

@@ -151,6 +151,35 @@ async def test_a_create_whose_answer_cannot_be_read_is_looked_for_not_failed_nor
     assert (row["crm_id"], row["note"]) == (deal["id"], "made by an earlier attempt")
 
 
+async def test_a_create_that_may_have_landed_is_looked_for_only_after_a_wait(
+    outbox: Outbox, dsn: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # not a second after its 5xx: a CRM still at work on it would not show it yet
+    monkeypatch.setattr("automation.outbox._UNCERTAIN_WAIT_S", 3.0)
+    outbox.mp.faults.write_error_count = 1
+    worker = OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("maybe")])
+
+        async def tried() -> bool:
+            async with outbox.pool.acquire() as con:
+                return bool(await con.fetchval(
+                    "SELECT last_error IS NOT NULL AND leased_at IS NULL FROM crm_actions"))
+
+        await eventually(tried, within=15)
+        async with outbox.pool.acquire() as con:
+            wait = await con.fetchval(
+                "SELECT extract(epoch FROM due_at - now())::float8 FROM crm_actions")
+        assert wait > 2.5
+        await _until_done(outbox, "maybe", within=15)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert len(outbox.mp.deals) == 1
+
+
 async def test_the_workers_crm_calls_are_heard_by_the_health_notes_failures_included(
     outbox: Outbox, dsn: str,
 ) -> None:
