@@ -197,7 +197,10 @@ class OutboxWorker:
                         # a dead one ends the work (another replica may hold it by now)
                         await lock.fetchval("SELECT 1", timeout=_LOCK_CHECK_S)
                         next_lock_check = t + _IDLE_S
-                    if (self._hold is not None and self._hold()) or t < paused_until:
+                    # dry_run turned on: nothing is written to the CRM, actions planned
+                    # before it included; they wait, and go once it is turned off
+                    if (self._hold is not None and self._hold()) or t < paused_until \
+                            or now.settings.dry_run:
                         await _first_of(queued, None, _HOLD_LOOK_S)
                         continue
                     if len(queued) <= refill and (not queued or wake.is_set() or t >= next_claim):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -19,6 +20,11 @@ from tests.automation.conftest import Outbox, eventually
 class _Accounts:
     def __init__(self, account: Account) -> None:
         self._account = account
+
+    def dry_run(self, on: bool) -> None:
+        """The account's dry_run setting, as the admin turns it on or off."""
+        self._account = replace(self._account,
+                                settings=replace(self._account.settings, dry_run=on))
 
     def all(self) -> list[Account]:
         return [self._account]
@@ -174,6 +180,27 @@ async def test_a_create_that_may_have_landed_is_looked_for_only_after_a_wait(
                 "SELECT extract(epoch FROM due_at - now())::float8 FROM crm_actions")
         assert wait > 2.5
         await _until_done(outbox, "maybe", within=15)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert len(outbox.mp.deals) == 1
+
+
+async def test_actions_planned_before_dry_run_was_turned_on_wait_until_it_is_off(
+    outbox: Outbox, dsn: str,
+) -> None:
+    accounts = _Accounts(outbox.account)
+    accounts.dry_run(True)  # turned on with an action still pending
+    worker = OutboxWorker(dsn, outbox.pool, accounts, rate=1000)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with outbox.pool.acquire() as con:
+            await plan_many(con, outbox.account.id, [outbox.new_deal("before")])
+        await asyncio.sleep(1.5)
+        assert outbox.mp.deals == {}  # nothing written to the CRM while it is on
+        assert await _done_at(outbox, ["before"]) == {}
+        accounts.dry_run(False)
+        await _until_done(outbox, "before", within=10)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
