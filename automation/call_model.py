@@ -22,10 +22,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["SILENCE", "CallModel", "Direction", "JournalEvent", "build_call"]
+__all__ = ["OPEN_SILENCE", "SILENCE", "CallModel", "Direction", "JournalEvent", "build_call"]
 
 SILENCE = 600.0
-"""Seconds without any notification after which a call with no summary is final."""
+"""Seconds without any notification after which a call with no summary, every leg of
+which hung up, is final (its summary was lost)."""
+OPEN_SILENCE = 12 * 3600.0
+"""Seconds without any notification after which a call is final even with a leg still
+open. A conversation or a wait in a queue sends nothing while it lasts, so silence
+alone says nothing of such a call for as long as a working day; past this, a
+``Disconnected`` was lost, and the call is finalised from what its legs say."""
 
 Direction = Literal["in", "out", "internal", "unknown"]
 
@@ -70,6 +76,9 @@ class CallModel:
     answered_at: int | None  # Unix seconds; None unless answered
     first_answered: str | None  # extension of the first employee who answered
     last_handled: str | None  # extension of the last employee who answered (after transfers)
+    # every extension that answered, in the order of their legs (seq), each once: the first
+    # may have no CRM account (a receptionist who transfers), the rules take the first known
+    answered_by: tuple[str, ...]
     offered: tuple[str, ...]  # extensions the call went to, in order, each once
     groups: tuple[str, ...]  # group ids it was distributed to, in order, each once
     missed_in_ivr: bool  # incoming, unanswered, never left the voice menu
@@ -83,11 +92,14 @@ class CallModel:
     dtmf: tuple[str, ...]  # digits pressed in the voice menu, in order
     last_received_at: float
 
-    def is_final(self, now: float, silence: float = SILENCE) -> bool:
-        """The call will not change: its summary came, or the PBX has been silent
-        about it for ``silence`` seconds (a summary can be lost; the call is then
-        finalised from its legs)."""
-        return self.has_summary or now - self.last_received_at >= silence
+    def is_final(self, now: float, silence: float = SILENCE,
+                 open_silence: float = OPEN_SILENCE) -> bool:
+        """The call will not change: its summary came; or every leg hung up and the PBX
+        has been silent about it for ``silence`` seconds (a summary can be lost: the call
+        is then finalised from its legs); or, legs still open, for ``open_silence``."""
+        quiet = now - self.last_received_at
+        return (self.has_summary or (self.ended and quiet >= silence)
+                or quiet >= max(silence, open_silence))
 
 
 def _text(value: object) -> str:
@@ -191,6 +203,7 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
     answered = has_abonent = False
     first = last = ""
     offered: dict[str, None] = {}  # an ordered set
+    answerers: dict[str, None] = {}
     groups: dict[str, None] = {}
     legs_seen: set[str] = set()
     legs_closed: set[str] = set()
@@ -229,6 +242,7 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
                 if to_ext:
                     first = first or to_ext
                     last = to_ext
+                    answerers.setdefault(to_ext)
 
     direction: Direction = inferred or "unknown"
     has_summary = bool(summaries)
@@ -254,6 +268,7 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
             groups[s_group] = None
         if answered and s_to_ext and not first:
             first = last = s_to_ext
+            answerers[s_to_ext] = None
 
     incoming_missed = direction == "in" and not answered
     return CallModel(
@@ -266,6 +281,7 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
         answered_at=(answered_at or None) if answered else None,
         first_answered=first or None,
         last_handled=last or None,
+        answered_by=tuple(answerers),
         offered=tuple(offered),
         groups=tuple(groups),
         missed_in_ivr=incoming_missed and not (has_abonent or offered or groups),

@@ -12,8 +12,10 @@ A number no client has is planned under a per-number advisory lock, and its
 client creation is remembered (``crm_new_numbers``): the same new number
 calling twenty times at once, on any replicas, plans one client, and the
 other calls attach to it. A call whose summary never comes is planned as
-ended after 10 minutes of silence; calls are forgotten a grace period after
-they end, so memory is bounded by the calls in progress.
+ended after 10 minutes of silence once every leg has hung up (with a leg still
+open, a conversation or a wait in a queue, after ``OPEN_SILENCE``: a lost
+``Disconnected``); calls are forgotten a grace period after they end, so memory
+is bounded by the calls in progress.
 
 What is still to plan lives in memory, so every few seconds the engine writes a
 mark (``planner_marks``): a time before which every call it was told of is
@@ -46,7 +48,7 @@ from typing import Protocol
 
 import asyncpg
 
-from automation.call_model import SILENCE, CallModel, JournalEvent, build_call
+from automation.call_model import OPEN_SILENCE, SILENCE, CallModel, JournalEvent, build_call
 from automation.metrics import AutomationMetrics
 from automation.rules import CREATE_CLIENT, RECORD_CALL, Party, Plan, plan_call
 from cache.index import IndexRegistry
@@ -186,15 +188,25 @@ class Traffic:
         return now - self.busy_since if self.busy(now) else 0.0
 
 
+_UNCHECKED = float("-inf")  # one shared float: a call's field costs no object of its own
+
+
 class _Live:
     """What the engine remembers of a call in progress."""
 
-    __slots__ = ("at", "ended", "last_seen")
+    __slots__ = ("at", "ended", "last_seen", "quiet_at")
 
     def __init__(self, now: float, at: float) -> None:
         self.last_seen = now
         self.at = at  # Unix seconds, no later than the journal's time of its latest event
         self.ended = False  # planned as ended
+        # ``last_seen`` when it was queued for its silence (the same float, no copy): while
+        # they are equal it was planned after its silence and a leg was still open, so it
+        # waits for an event or ``OPEN_SILENCE`` instead of being queued on every sweep
+        self.quiet_at = _UNCHECKED
+
+    def waiting_on_open_legs(self) -> bool:
+        return not self.ended and self.quiet_at == self.last_seen
 
 
 class CallAutomation:
@@ -328,15 +340,24 @@ class CallAutomation:
 
     def mark(self) -> float:
         """A time (Unix seconds) before which every call this run was told of is planned:
-        the oldest arrival among the calls still to plan, else the newest event's (the
-        calls it has not heard of yet came later), less a margin for the journal's order
-        and the clocks."""
+        the oldest arrival among the calls still to plan (a call planned after its silence
+        with a leg still open is not one), else the newest event's (the calls it has not
+        heard of yet came later), less a margin for the journal's order and the clocks."""
         oldest = self._newest_at
         if self._missed_since is not None:
             oldest = min(oldest, self._missed_since)
         queue = self._queue
+        capped = time.monotonic() - max(self._silence, OPEN_SILENCE)
         for key, live in self._live.items():
-            if live.at < oldest and (not live.ended or key in queue):
+            if live.at >= oldest:
+                continue
+            if not live.waiting_on_open_legs():
+                held = key in queue or not live.ended
+            else:  # queued for its silence, or planned then with a leg still open: planned
+                # as far as its events go, it holds the mark only while queued for that (not
+                # when queued again at the cap, hours back: its next event is heard as new)
+                held = key in queue and live.last_seen > capped
+            if held:
                 oldest = live.at
         return oldest - _MARK_MARGIN_S
 
@@ -429,6 +450,7 @@ class CallAutomation:
 
     def _sweep(self) -> None:
         now = time.monotonic()
+        cap = max(self._silence, OPEN_SILENCE)
         gone: list[tuple[int, str]] = []
         for key, live in self._live.items():  # from the idle end; no copy of the whole dict
             idle = now - live.last_seen
@@ -436,10 +458,14 @@ class CallAutomation:
                 break  # the rest were seen later still
             if key in self._queue:
                 continue  # still to plan: its mark stays
-            if live.ended or idle >= self._silence + GRACE_S:
+            if live.ended or idle >= cap + GRACE_S:
                 gone.append(key)  # a call that never ends is bounded all the same
-            elif idle >= self._silence:
-                self._enqueue(key, now)  # planned as ended: is_final sees the silence too
+            elif idle >= cap or (idle >= self._silence and not live.waiting_on_open_legs()):
+                # planned as ended if every leg hung up (is_final sees the silence too);
+                # a conversation sends nothing while it lasts: with a leg open it is not
+                # ended, and is looked at again at the cap or when its next event comes
+                live.quiet_at = live.last_seen
+                self._enqueue(key, now)
         for key in gone:
             del self._live[key]
 

@@ -7,8 +7,8 @@ actions the call should have by now; the engine stores each once.
 
 The rules, for a number no client of the account has:
 - an answered incoming call with ``accepted_incoming`` set creates the client
-  as soon as it is answered, the first employee who answered being its creator
-  and responsible (``client_and_deal``: a deal too, ``accepted_deal``);
+  as soon as it is answered, the first CRM employee who answered being its
+  creator and responsible (``client_and_deal``: a deal too, ``accepted_deal``);
 - with ``update_responsible_on_transfer`` on, when the call ends the
   responsible becomes the last employee who handled it (the creator stays);
 - a missed incoming call with ``missed_incoming`` set creates the client when
@@ -79,7 +79,7 @@ class Plan:
 def plan_call(call: CallModel, settings: Settings, party: Party, employees: Mapping[str, str],
               *, phone_key: int, final: bool) -> list[Plan]:
     """The actions this call should have by now. ``employees``: extension -> active
-    employee id; ``final``: the call has ended (its summary came, or silence)."""
+    employee id; ``final``: the call has ended (``CallModel.is_final``)."""
     if call.direction == "in":
         plans = _incoming(call, settings, party, employees, phone_key, final)
     elif call.direction == "out":
@@ -98,7 +98,9 @@ def plan_call(call: CallModel, settings: Settings, party: Party, employees: Mapp
 def _incoming(call: CallModel, settings: Settings, party: Party, employees: Mapping[str, str],
               phone_key: int, final: bool) -> list[Plan] | None:
     """None: nothing at all to do (a new number the settings leave alone)."""
-    answerer = employees.get(call.first_answered or "")
+    # the first CRM employee who answered: one without an account (a receptionist who
+    # transfers) is passed over, as the missed path passes over unknown offered extensions
+    answerer = next((employees[e] for e in call.answered_by if e in employees), None)
     if not party.is_new:
         plans: list[Plan] = []
         if final and settings.repeat_calls != "record_only":
@@ -156,7 +158,8 @@ def _create(call: CallModel, settings: Settings, phone_key: int, employee: str,
             direction: Literal["in", "out"]) -> Plan:
     return Plan(action=CREATE_CLIENT, client="new", payload={
         "name": client_name(call.started_at, settings.timezone, direction),
-        "phone": format_phone(phone_key, cast(PhoneFormat, settings.phone_format)),
+        "phone": format_phone(phone_key, cast(PhoneFormat, settings.phone_format),
+                              settings.default_region),
         "phone_key": phone_key,
         "responsible_id": employee,
         "creator_id": employee,

@@ -58,9 +58,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SILENCE_S = 600.0
-"""A call with no summary that the PBX has said nothing of this long is over
-(``automation.call_model.SILENCE``: the automation finalises it then too)."""
+SILENCE_S = 12 * 3600.0
+"""A call with no summary and a leg still open that the PBX has said nothing of this
+long is over: its ``Disconnected`` was lost (``automation.call_model.OPEN_SILENCE``: the
+automation finalises it then too). Not sooner: a conversation, or a wait in a queue,
+sends nothing while it lasts. A call whose legs all hung up is over at once."""
 
 Direction = Literal["in", "out", "internal", "unknown"]
 Outcome = Literal["answered", "missed", "in_progress"]

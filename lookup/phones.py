@@ -89,11 +89,23 @@ def _try_parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def format_phone(key: int, fmt: PhoneFormat) -> str:
-    """How a number is written into the CRM (the setting «Формат телефонных номеров»)."""
+def format_phone(key: int, fmt: PhoneFormat, region: str = "RU") -> str:
+    """How a number is written into the CRM (the setting «Формат телефонных номеров»);
+    ``region``: the account's default region, which reads the numbers back.
+
+    A number of another country code than the region's is written in the international
+    format whatever ``fmt`` says: its national form (``044 123 4567``) or its bare digits
+    (``81312345678``) would be read back by ``phone_key`` as a number of the region
+    (``70441234567``, ``71312345678``), making its caller unknown and another number
+    this client's. ``e164`` and ``international`` carry the country code already.
+    """
+    number = phonenumbers.parse(f"+{key}")
+    if fmt in ("national", "digits") and (
+            number.country_code != phonenumbers.country_code_for_region(region)):
+        fmt = "international"
     if fmt == "digits":
         return str(key)
-    return phonenumbers.format_number(phonenumbers.parse(f"+{key}"), _FORMATS[fmt])
+    return phonenumbers.format_number(number, _FORMATS[fmt])
 
 
 def masked(number: str) -> str:

@@ -101,8 +101,9 @@ def _greeting(w: EntryWriter, caller: str,
 
 def answered(w: EntryWriter, caller: str, line: str, extensions: list[str], *,
              transfers: int = 0, routed: bool = False, from_extension: bool = False,
-             summary: bool = True) -> dict[str, Any]:
-    """Answered by ``extensions[0]``, then transferred along the next ``transfers``."""
+             summary: bool = True, talk_s: int = 0) -> dict[str, Any]:
+    """Answered by ``extensions[0]``, then transferred along the next ``transfers``;
+    the last conversation lasts ``talk_s`` more seconds, in which nothing is sent."""
     started, ivr_from, ivr_to = _greeting(w, caller, line)
     first = extensions[0]
     # a leg our route created carries the command's id and only the leg it came from
@@ -126,6 +127,7 @@ def answered(w: EntryWriter, caller: str, line: str, extensions: list[str], *,
         w.leg(prev, "Disconnected", "abonent", frm=prev_frm, to=prev_to, command_id=prev_cmd)
         w.leg(leg, "Connected", "abonent", frm=new_frm, to=new_to)
         prev, prev_frm, prev_to, prev_cmd = leg, new_frm, new_to, None
+    w.now += talk_s
     ended = w.leg(prev, "Disconnected", "abonent", frm=prev_frm, to=prev_to, command_id=prev_cmd)
     if summary:
         w.summary({"call_direction": 1, "from": {"number": caller},
@@ -133,7 +135,8 @@ def answered(w: EntryWriter, caller: str, line: str, extensions: list[str], *,
                    "create_time": started, "forward_time": started + 1, "talk_time": talk,
                    "end_time": ended, "entry_result": 1, "disconnect_reason": 1110})
     return _incoming(caller, line, started, ended, answered_at=talk, first=first,
-                     last=extensions[transfers], offered=tuple(extensions[:transfers + 1]))
+                     last=extensions[transfers], offered=tuple(extensions[:transfers + 1]),
+                     answered_by=tuple(extensions[:transfers + 1]))
 
 
 def to_group(w: EntryWriter, caller: str, line: str, extensions: list[str], group: str, *,
@@ -164,7 +167,8 @@ def to_group(w: EntryWriter, caller: str, line: str, extensions: list[str], grou
                    "line_number": line, "create_time": started, "talk_time": talk,
                    "end_time": ended, "entry_result": 1 if who else 0})
     return _incoming(caller, line, started, ended, answered_at=talk or None, first=who,
-                     last=who, offered=tuple(offered), groups=(group,))
+                     last=who, offered=tuple(offered), groups=(group,),
+                     answered_by=(who,) if who else ())
 
 
 def missed_in_ivr(w: EntryWriter, caller: str, line: str, *, digits: str = "",
@@ -216,7 +220,8 @@ def outgoing(w: EntryWriter, extension: str, callee: str, line: str, *, picked_u
     return {
         "direction": "out", "number": callee, "line": line if summary else None,
         "answered": picked_up, "answered_at": talk or None, "first_answered": None,
-        "last_handled": None, "offered": (), "groups": (), "missed_in_ivr": False,
+        "last_handled": None, "answered_by": (), "offered": (), "groups": (),
+        "missed_in_ivr": False,
         "missed_in_group": False, "caller_extension": extension, "started_at": started,
         "ended_at": ended, "ended": True, "has_summary": summary,
     }
@@ -224,12 +229,13 @@ def outgoing(w: EntryWriter, extension: str, callee: str, line: str, *, picked_u
 
 def _incoming(caller: str, line: str, started: int, ended: int, *, answered_at: int | None,
               first: str | None, last: str | None, offered: tuple[str, ...] = (),
-              groups: tuple[str, ...] = ()) -> dict[str, Any]:
+              groups: tuple[str, ...] = (), answered_by: tuple[str, ...] = ()
+              ) -> dict[str, Any]:
     answered = first is not None
     return {
         "direction": "in", "number": caller, "line": line, "answered": answered,
         "answered_at": answered_at, "first_answered": first, "last_handled": last,
-        "offered": offered, "groups": groups,
+        "answered_by": answered_by, "offered": offered, "groups": groups,
         "missed_in_ivr": not answered and not offered and not groups,
         "missed_in_group": not answered and bool(groups), "caller_extension": None,
         "started_at": started, "ended_at": ended, "ended": True,

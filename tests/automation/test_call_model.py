@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from automation.call_model import CallModel, JournalEvent, build_call
+from automation.call_model import OPEN_SILENCE, SILENCE, CallModel, JournalEvent, build_call
 from tests.automation.calls import SUMMARY_TELLS, T0, Scenario, calls
 
 E = "MjA4NzQ4OTA5Mg=="
@@ -55,7 +55,8 @@ ANSWERED = [
 def test_an_answered_call_is_incoming_and_answered_by_the_employee_it_was_routed_to() -> None:
     assert build_call(ANSWERED) == CallModel(
         entry_id=E, direction="in", number=CALLER, line=LINE, answered=True,
-        answered_at=T0 + 4, first_answered="101", last_handled="101", offered=("101",),
+        answered_at=T0 + 4, first_answered="101", last_handled="101", answered_by=("101",),
+        offered=("101",),
         groups=(), missed_in_ivr=False, missed_in_group=False, caller_extension=None,
         started_at=T0 + 1, ended_at=T0 + 5, has_summary=True, ended=True, recordings=(),
         dtmf=(), last_received_at=T0 + 100.5,
@@ -89,6 +90,7 @@ def test_a_transferred_call_was_answered_first_by_one_and_handled_last_by_anothe
     assert model.direction == "in"
     assert model.first_answered == "101"
     assert model.last_handled == "102"
+    assert model.answered_by == ("101", "102")
     assert model.offered == ("101", "102")
     assert model.answered_at == T0 + 4
     assert model.ended
@@ -166,16 +168,60 @@ def test_an_outgoing_call_names_the_calling_employee_and_the_number_called() -> 
     assert not model.missed_in_ivr
 
 
-def test_a_call_without_summary_is_final_after_600_seconds_of_silence_and_not_before() -> None:
-    still_ringing = build_call(ANSWERED[:2])
+def test_a_hung_up_call_without_summary_is_final_after_600_seconds_of_silence_not_before(
+) -> None:
     legs_only = build_call(ANSWERED[:-1])
-    for model in (still_ringing, legs_only):
-        last = model.last_received_at
-        assert not model.is_final(last + 599.9)
-        assert model.is_final(last + 600)
-        assert model.is_final(last + 60, silence=60)
-    assert still_ringing.last_received_at == T0 + 2.5
+    last = legs_only.last_received_at
+    assert legs_only.ended
+    assert not legs_only.is_final(last + 599.9)
+    assert legs_only.is_final(last + 600)
+    assert legs_only.is_final(last + 60, silence=60)
+
+
+def test_a_call_with_a_leg_still_open_is_final_only_after_the_long_cap() -> None:
+    still_ringing = build_call(ANSWERED[:2])  # its Disconnected and summary were lost
+    last = still_ringing.last_received_at
+    assert last == T0 + 2.5
     assert not still_ringing.ended
+    assert not still_ringing.is_final(last + SILENCE)
+    assert not still_ringing.is_final(last + OPEN_SILENCE - 1)
+    assert still_ringing.is_final(last + OPEN_SILENCE)
+    assert OPEN_SILENCE >= 8 * 3600  # a working day's conversation is not cut
+
+
+def _later(event: JournalEvent, seconds: int) -> JournalEvent:
+    """The event, ``seconds`` later (its timestamps and its arrival)."""
+    payload = dict(event.payload)
+    for key in ("timestamp", "end_time"):
+        if key in payload:
+            payload[key] += seconds
+    return JournalEvent(event.kind, payload, received_at=event.received_at + seconds)
+
+
+TALK_S = 900  # a 15-minute conversation: the PBX sends nothing while it lasts
+LONG_ANSWERED = [*ANSWERED[:4], *(_later(e, TALK_S) for e in ANSWERED[4:])]
+
+
+def test_a_long_answered_call_is_not_final_after_ten_silent_minutes_but_is_with_its_summary(
+) -> None:
+    talking = build_call(LONG_ANSWERED[:4])  # ivr hung up at T0 + 3, 101 is talking
+    assert not talking.ended
+    assert not talking.is_final(talking.last_received_at + SILENCE)
+    assert not talking.is_final(talking.last_received_at + TALK_S - 1)
+    done = build_call(LONG_ANSWERED)
+    assert done.is_final(done.last_received_at)
+    assert (done.answered, done.started_at, done.ended_at) == (True, T0 + 1, T0 + 5 + TALK_S)
+
+
+def test_a_call_waiting_in_a_queue_for_over_ten_minutes_is_not_final() -> None:
+    q_from, q_to = {"number": CALLER, "taken_from_call_id": "ivr"}, {"acd_group": "7"}
+    waiting = build_call([
+        leg(1, "ivr", "Appeared", "ivr", IVR_FROM, IVR_TO),
+        leg(2, "q", "Appeared", "queue", q_from, q_to),
+        leg(3, "ivr", "Disconnected", "ivr", IVR_FROM, IVR_TO),
+    ])
+    assert waiting.missed_in_group  # as it stands: not to act on before it is final
+    assert not waiting.is_final(waiting.last_received_at + SILENCE + 300)
 
 
 def test_a_call_with_its_summary_is_final_at_once() -> None:

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from automation.call_model import JournalEvent
+from automation.call_model import OPEN_SILENCE, SILENCE, JournalEvent
 from emulators.megaplan_store import CT_EMPLOYEE, LINE_FIELD_NAME
 from tests.automation import calls
 from tests.automation.calls import EntryWriter
@@ -524,3 +524,52 @@ async def test_a_call_whose_summary_never_comes_is_ended_by_ten_minutes_of_silen
     actions = await crm.settled("silent", 2)
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
     assert created(crm)[0].responsibles == [(CT_EMPLOYEE, crm.employee(1))]
+
+
+async def _plan_at(crm: Crm, entry_id: str, after_last_s: float) -> list[str]:
+    """``plan_entries`` as if ``after_last_s`` had passed since the call's latest event."""
+    from automation.engine import plan_entries
+    from lookup.accounts import fetch_accounts
+
+    account = next(a for a in await fetch_accounts(crm.db) if a.name == "default")
+    last = await crm.db.fetchval(
+        "SELECT extract(epoch FROM max(received_at)) FROM call_events WHERE entry_id = $1",
+        entry_id)
+    pool = await asyncpg.create_pool(crm.svc.dsn, min_size=1, max_size=2)
+    try:
+        return await plan_entries(pool, account, [entry_id], now=float(last) + after_last_s)
+    finally:
+        await pool.close()
+
+
+async def test_a_long_answered_call_is_not_ended_by_ten_silent_minutes_but_by_its_summary(
+    crm: Crm,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    w = EntryWriter("long")
+    calls.answered(w, NEW, LINE, [crm.ext(0)], talk_s=900)  # 15 minutes of talk, no events
+    cut = until_answered(w.events)
+    await crm.play(w.events[:cut])
+    await crm.settled("long", 1)
+    assert await _plan_at(crm, "long", SILENCE + 1) == []  # still talking: not ended
+    assert [a["action"] for a in await crm.actions("long")] == ["create_client"]
+    await crm.play(w.events[cut:])
+    actions = await crm.settled("long", 2)
+    [record] = [a for a in actions if a["action"] == "record_call"]
+    summary = w.events[-1].payload
+    assert (record["payload"]["time_from"], record["payload"]["time_to"]) == (
+        summary["create_time"], summary["end_time"])
+
+
+async def test_a_call_whose_disconnected_and_summary_are_lost_is_ended_at_the_cap(
+    crm: Crm,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    w = EntryWriter("lost-end")
+    calls.answered(w, NEW, LINE, [crm.ext(0)], summary=False)
+    await crm.play(w.events[:-1])  # the last leg never says it hung up
+    await crm.settled("lost-end", 1)
+    assert await _plan_at(crm, "lost-end", SILENCE + 1) == []
+    assert await _plan_at(crm, "lost-end", OPEN_SILENCE) == ["lost-end"]
+    actions = await crm.settled("lost-end", 2)
+    assert [a["action"] for a in actions] == ["create_client", "record_call"]

@@ -21,9 +21,11 @@ import orjson
 import pytest
 
 from automation import engine
+from automation.call_model import OPEN_SILENCE, SILENCE
 from automation.engine import (
     BUSY_EVENTS_PER_S,
     DEFER_MOST_S,
+    GRACE_S,
     QUIET_S,
     CallAutomation,
     Traffic,
@@ -403,3 +405,48 @@ async def test_a_call_taken_over_that_never_ended_is_planned_as_ended_by_its_sil
     await crm_factory()
     actions = await crm.settled("silent-20m", 2)
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
+
+
+def test_a_silent_call_with_a_leg_open_is_looked_at_once_then_at_the_cap_and_frees_the_mark(
+) -> None:
+    automation = _engine(now=5000.0)
+    automation.seen(1, "talking", plan_now=False, at=6000.0)  # answered, then nothing
+    automation.seen(1, "short", plan_now=False, at=6500.0)
+    automation._ended(1, ["short"])
+    key, talking = (1, "talking"), automation._live[(1, "talking")]
+
+    def silent_for(seconds: float) -> None:
+        talking.last_seen = time.monotonic() - seconds
+        automation._live.move_to_end(key, last=False)  # the idle end, where the sweep reads
+
+    silent_for(SILENCE + 1)
+    automation._sweep()
+    assert key in automation._queue  # planned as ended if every leg hung up
+    assert automation.mark() == 6000.0 - 60  # held while that is to do
+    automation._queue.clear()  # planned: a leg was open, so it did not end
+    automation._sweep()
+    automation._sweep()
+    assert key not in automation._queue  # not planned again on every sweep
+    assert key in automation._live  # but remembered
+    assert automation.mark() == 6500.0 - 60  # planned as far as its events go
+    automation.seen(1, "talking", plan_now=False, at=6400.0)  # hung up; the summary lost
+    silent_for(SILENCE + 1)
+    automation._sweep()
+    assert key in automation._queue  # looked at again: now it ends by its silence
+    automation._queue.clear()
+    silent_for(OPEN_SILENCE + 1)  # or its Disconnected was lost too: at the cap
+    automation._sweep()
+    assert key in automation._queue
+    assert automation.mark() == 6500.0 - 60  # the cap does not take the mark hours back
+    automation._queue.clear()
+    automation._ended(1, ["talking"])
+    automation._sweep()
+    assert key not in automation._live
+
+
+def test_a_call_never_planned_as_ended_is_forgotten_after_the_cap() -> None:
+    automation = _engine(now=5000.0)
+    automation.seen(1, "lost", plan_now=False, at=6000.0)
+    automation._live[(1, "lost")].last_seen = time.monotonic() - OPEN_SILENCE - GRACE_S - 1
+    automation._sweep()
+    assert len(automation) == 0  # memory stays bounded, whatever the journal holds

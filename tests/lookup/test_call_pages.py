@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 import pytest
 
-from automation.call_model import SILENCE
+from automation.call_model import OPEN_SILENCE
 from lookup.calls import (
     FOLD_BATCHES,
     SILENCE_S,
@@ -153,13 +153,18 @@ async def test_a_call_is_in_progress_until_its_summary_or_every_leg_hung_up_or_s
     await _call(pool, account, "summarised")
     await write_journal(pool, [_entry(account, "summary", _summary("summarised", 0))])
     await _call(pool, account, "silent")
+    await _call(pool, account, "talking")
     await fold_pending(pool)
     await pool.execute("UPDATE calls SET last_at = last_at - make_interval(secs => $1)"
                        " WHERE entry_id = 'silent'", SILENCE_S + 1)
+    # a conversation (or a wait in a queue) sends nothing while it lasts: 11 quiet
+    # minutes with a leg open are not the end of it
+    await pool.execute("UPDATE calls SET last_at = last_at - interval '11 minutes'"
+                       " WHERE entry_id = 'talking'")
     outcomes = {c.entry_id: c.outcome for c in (await calls_page(pool, account)).calls}
     assert outcomes == {"ringing": "in_progress", "hung_up": "missed", "summarised": "missed",
-                        "silent": "missed"}
-    assert SILENCE_S == SILENCE  # the automation's rule, which lookup may not import
+                        "silent": "missed", "talking": "in_progress"}
+    assert SILENCE_S == OPEN_SILENCE  # the automation's rule, which lookup may not import
 
 
 async def test_the_summarys_result_wins_over_the_legs(pool: asyncpg.Pool, account: int) -> None:

@@ -121,7 +121,31 @@ def test_format_phone_writes_each_format(fmt: phones.PhoneFormat, written: str) 
 def test_format_phone_keeps_a_foreign_country_code() -> None:
     assert format_phone(380441234567, "e164") == "+380441234567"
     assert format_phone(380441234567, "international") == "+380 44 123 4567"
-    assert format_phone(380441234567, "digits") == "380441234567"
+
+
+@pytest.mark.parametrize("fmt", ["national", "digits"])
+def test_a_number_outside_the_accounts_region_is_written_internationally_in_any_format(
+    fmt: phones.PhoneFormat,
+) -> None:
+    # "044 123 4567" would read back as Moscow's 70441234567, "81312345678" as 71312345678
+    assert format_phone(380441234567, fmt, "RU") == "+380 44 123 4567"
+    assert format_phone(81312345678, fmt, "RU") == "+81 3-1234-5678"
+    assert format_phone(79161234567, fmt, "US") == "+7 916 123-45-67"
+    # the region's own numbers keep the format chosen; Kazakhstan shares Russia's +7
+    assert format_phone(380441234567, fmt, "UA") == {"national": "044 123 4567",
+                                                     "digits": "380441234567"}[fmt]
+    assert format_phone(77012345678, fmt, "RU") == {"national": "8 (701) 234 5678",
+                                                    "digits": "77012345678"}[fmt]
+
+
+@pytest.mark.parametrize("region", ["RU", "UA", "US"])
+@pytest.mark.parametrize("fmt", ["e164", "international", "national", "digits"])
+@pytest.mark.parametrize("key", [79161234567, 77012345678, 380441234567, 81312345678,
+                                 12125551234, 442079460958, 3545512345])
+def test_a_written_number_reads_back_as_itself_in_the_accounts_region(
+    key: int, fmt: phones.PhoneFormat, region: str,
+) -> None:
+    assert phone_key(format_phone(key, fmt, region), region) == key
 
 
 @pytest.mark.parametrize(("number", "shown"), [
