@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -41,6 +42,7 @@ __all__ = ["LINE_FIELD_TITLE", "ActionApplier", "DependencyFailed"]
 
 LINE_FIELD_TITLE = "Номер линии MANGO OFFICE"
 _RECORDING_LINK_DAYS = 365  # how long the signed link on the card works
+_LINE_FIELD_TTL_S = 600.0  # the CRM's client fields are looked up again after this
 _RECENT_DEALS = 10_000  # made here and perhaps not recorded yet (recorded within seconds)
 
 
@@ -75,13 +77,15 @@ class _KeyedLocks:
 class ActionApplier:
     """Applies actions of one account through its CRM client; returns (crm id, note)."""
 
-    __slots__ = ("_account", "_crm", "_deal_clients", "_line_field", "_made_deals", "_pool")
+    __slots__ = ("_account", "_crm", "_deal_clients", "_line_field", "_line_field_at",
+                 "_made_deals", "_pool")
 
     def __init__(self, crm: MegaplanClient, pool: asyncpg.Pool, account: Account) -> None:
         self._crm = crm
         self._pool = pool
         self._account = account
-        self._line_field: str | bool | None = False  # False: not looked up yet
+        self._line_field: str | None = None
+        self._line_field_at = -math.inf  # when it was looked up (monotonic)
         self._deal_clients = _KeyedLocks()
         self._made_deals: OrderedDict[str, None] = OrderedDict()
 
@@ -141,14 +145,17 @@ class ActionApplier:
                 line_number=p.get("line"))])
 
     async def _line_field_name(self) -> str | None:
-        if self._line_field is False:
+        """The line's client field, looked up again every ``_LINE_FIELD_TTL_S``: an admin
+        may add it (or rename it) while the worker runs."""
+        if time.monotonic() - self._line_field_at >= _LINE_FIELD_TTL_S:
             fields = await self._crm.extra_fields()
             self._line_field = next((f.name for f in fields if f.hr_name == LINE_FIELD_TITLE),
                                     None)
+            self._line_field_at = time.monotonic()
             if self._line_field is None:
                 logger.warning("the CRM has no client field %r: the line is not recorded",
                                LINE_FIELD_TITLE, extra={"account": self._account.name})
-        return self._line_field if isinstance(self._line_field, str) else None
+        return self._line_field
 
     async def _create_deal(self, row: ActionRow, client_id: str) -> tuple[str | None, str | None]:
         async with self._deal_clients.hold(client_id):

@@ -8,6 +8,8 @@ import asyncio
 
 import pytest
 
+from emulators.megaplan_store import LINE_FIELD_NAME
+from lookup.outbox import ActionRow, NewAction, claim_due, plan
 from megaplan.errors import MegaplanUncertainError
 from tests.automation.conftest import Outbox, crm_client
 
@@ -68,3 +70,32 @@ async def test_calls_of_one_client_at_once_make_one_deal_when_only_if_none_open(
     assert len(outbox.mp.deals) == 1
     assert sorted(note or "" for _, note in results) == [
         "", "the client has an open deal", "the client has an open deal"]
+
+
+async def _new_client_row(outbox: Outbox, entry_id: str, phone_key: int) -> ActionRow:
+    async with outbox.pool.acquire() as con:
+        action_id, _ = await plan(con, outbox.account.id, NewAction(
+            entry_id=entry_id, action="create_client", payload={
+                "name": f"Новый {entry_id}", "phone": f"+{phone_key}", "phone_key": phone_key,
+                "responsible_id": outbox.manager_id, "creator_id": outbox.manager_id,
+                "line": "74951112233"}))
+        [row] = [r for r in await claim_due(con, outbox.account.id, limit=100, lease_s=600)
+                 if r.id == action_id]
+    return row
+
+
+async def test_the_line_field_added_while_the_worker_runs_is_used_once_looked_up_again(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fields = list(outbox.mp.extra_fields)
+    outbox.mp.extra_fields = [f for f in fields if f[0] != LINE_FIELD_NAME]  # not there yet
+    async with crm_client(outbox) as crm:
+        applier = outbox.applier(crm)
+        first, _ = await applier.apply(await _new_client_row(outbox, "before", 79990000101))
+        outbox.mp.extra_fields = fields  # the admin adds it
+        monkeypatch.setattr("automation.actions._LINE_FIELD_TTL_S", 0.0)  # time has passed
+        second, _ = await applier.apply(await _new_client_row(outbox, "after", 79990000102))
+    assert first is not None
+    assert second is not None
+    assert LINE_FIELD_NAME not in outbox.mp.clients[first].extra
+    assert outbox.mp.clients[second].extra.get(LINE_FIELD_NAME) == "74951112233"
