@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -35,6 +36,7 @@ from lookup.programs import state_types
 from mango.recording import recording_link
 from megaplan import mapping as mp
 from megaplan.client import MegaplanClient
+from megaplan.errors import MegaplanError
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +213,19 @@ class ActionApplier:
         expires = int(time.time()) + _RECORDING_LINK_DAYS * 86400
         links = tuple(recording_link(a.mango_api_url, a.mango_api_key, a.mango_api_salt, rid,
                                      expires=expires) for rid in p.get("recordings") or ())
-        await self._crm.record_calls([mp.CallInfo(
-            provider_id=row.entry_id, type=p["type"], from_phone=p.get("from_phone"),
-            to_phone=p.get("to_phone"), from_user=p.get("from_user"), to_user=p.get("to_user"),
-            time_from=_when(p["time_from"]), time_to=_when(p["time_to"]), record_links=links)])
+        try:
+            await self._crm.record_calls([mp.CallInfo(
+                provider_id=row.entry_id, type=p["type"], from_phone=p.get("from_phone"),
+                to_phone=p.get("to_phone"), from_user=p.get("from_user"),
+                to_user=p.get("to_user"), time_from=_when(p["time_from"]),
+                time_to=_when(p["time_to"]), record_links=links)])
+        except MegaplanError as exc:
+            if exc.status != 404:
+                raise
+            # a CRM without call history: a comment on the card instead (the fallback)
+            comment = await self._crm.add_comment(
+                client_id, _call_comment(p, links, a.settings.timezone))
+            return comment, "a comment: the CRM has no call history"
         return client_id, None  # the CRM puts it on the card of the client with that phone
 
     async def _set_responsible(self, row: ActionRow, client_id: str
@@ -229,6 +240,20 @@ class ActionApplier:
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+_CALL_TITLES = {"in": "Входящий звонок", "out": "Исходящий звонок", "miss": "Пропущенный звонок"}
+
+
+def _call_comment(p: dict[str, Any], links: Sequence[str], timezone: str) -> str:
+    """A call record as a comment's text, its times in the account's timezone."""
+    zone = ZoneInfo(timezone)
+    start, end = _when(p["time_from"]).astimezone(zone), _when(p["time_to"]).astimezone(zone)
+    lines = [f"{_CALL_TITLES.get(str(p['type']), 'Звонок')}: "
+             f"{p.get('from_phone') or '—'} → {p.get('to_phone') or '—'}",
+             f"{start:%d.%m.%Y %H:%M}–{end:%H:%M}"]
+    lines.extend(f"Запись: {link}" for link in links)
+    return "\n".join(lines)
 
 
 def _when(unix: Any) -> datetime:

@@ -157,6 +157,8 @@ class MegaplanState:
         # what a token request with wrong credentials is answered (an OAuth server may
         # answer 400 invalid_grant, or 403 for a blocked user; tests set it)
         self.bad_credentials_status = 401
+        # False: an instance without call history (``callInfo/history`` answers 404)
+        self.call_history = True
         self.faults = faults or Faults()
         self.employees: dict[str, EmployeeRow] = {}
         self.clients: dict[str, ClientRow] = {}

@@ -168,6 +168,8 @@ async def create_deal(request: web.Request) -> web.Response:
 async def call_history(request: web.Request) -> web.Response:
     """Idempotent by ``providerId``: a repeated call updates the stored one, never doubles."""
     state = request.app[STATE_KEY]
+    if not state.call_history:
+        raise ApiError(404, "not found")
     body = await read_json_body(request)
     items = [body] if isinstance(body, dict) else body
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):

@@ -99,3 +99,25 @@ async def test_the_line_field_added_while_the_worker_runs_is_used_once_looked_up
     assert second is not None
     assert LINE_FIELD_NAME not in outbox.mp.clients[first].extra
     assert outbox.mp.clients[second].extra.get(LINE_FIELD_NAME) == "74951112233"
+
+
+async def test_a_call_goes_on_the_card_as_a_comment_when_the_crm_has_no_call_history(
+    outbox: Outbox,
+) -> None:
+    outbox.mp.call_history = False  # callInfo/history answers 404
+    async with outbox.pool.acquire() as con:
+        action_id, _ = await plan(con, outbox.account.id, NewAction(
+            entry_id="no-history", action="record_call", payload={
+                "client_id": outbox.client_id, "type": "in", "from_phone": "79161234567",
+                "to_phone": "74951112233", "from_user": None, "to_user": outbox.manager_id,
+                "time_from": 1764590400, "time_to": 1764590700, "recordings": []}))
+        [row] = [r for r in await claim_due(con, outbox.account.id, limit=100, lease_s=600)
+                 if r.id == action_id]
+    async with crm_client(outbox) as crm:
+        crm_id, note = await outbox.applier(crm).apply(row)
+    [comment] = outbox.mp.comments
+    assert (crm_id, note) == (comment["id"], "a comment: the CRM has no call history")
+    assert comment["subject"]["id"] == outbox.client_id
+    # 12:00-12:05 UTC, in the account's timezone (Moscow by default)
+    assert comment["content"] == ("Входящий звонок: 79161234567 → 74951112233\n"
+                                  "01.12.2025 15:00–15:05")
