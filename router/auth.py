@@ -16,6 +16,7 @@ __all__ = [
     "admin_account",
     "is_account_token",
     "is_operator_token",
+    "is_text",
     "require_account_access",
     "require_operator",
     "token_allows",
@@ -29,13 +30,26 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be UTF-8 encoded: aiohttp hands header bytes that are not
+    UTF-8 (and what some form charsets decode to) on as lone surrogates, which no
+    token, cookie or setting of ours holds and which ``encode`` refuses."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_operator_token(request: web.Request, token: str) -> bool:
     operator = request.app[CONFIG].admin_token
-    return operator is not None and hmac.compare_digest(operator.encode(), token.encode())
+    return operator is not None and is_text(token) and hmac.compare_digest(
+        operator.encode(), token.encode())
 
 
 def is_account_token(account: Account, token: str) -> bool:
-    return account.token_hash is not None and hmac.compare_digest(
+    # a token that is not text was never issued: refused, not hashed
+    return account.token_hash is not None and is_text(token) and hmac.compare_digest(
         account.token_hash.encode(), hash_token(token).encode())
 
 

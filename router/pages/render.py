@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from router.keys import ACCOUNTS
 from router.pages.i18n import language, translator
 from router.pages.outcomes import outcome_title
-from router.pages.session import Viewer, check_csrf, page, viewer
+from router.pages.session import Viewer, check_csrf, form_is_text, page, viewer
 
 __all__ = ["SignedInHandler", "render", "signed_in"]
 
@@ -58,6 +58,8 @@ def signed_in(handler: SignedInHandler) -> Callable[[web.Request], Awaitable[web
             try:
                 form = await request.post()
             except (ValueError, LookupError, BadHttpMessage):  # broken multipart, bad charset
+                return render(request, "refused.html", {"reason": "form"}, who=who, status=400)
+            if not form_is_text(form):
                 return render(request, "refused.html", {"reason": "form"}, who=who, status=400)
             if not await check_csrf(request, form.get("csrf")):
                 return render(request, "refused.html", {"reason": "csrf"}, who=who, status=403)

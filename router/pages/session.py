@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from aiohttp_session import Session, get_session, new_session, session_middlewar
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from lookup.accounts import Account
-from router.auth import is_account_token, is_operator_token
+from router.auth import is_account_token, is_operator_token, is_text
 from router.config import Config
 from router.keys import ACCOUNTS, CONFIG
 
@@ -49,6 +49,7 @@ __all__ = [
     "Keys",
     "Viewer",
     "check_csrf",
+    "form_is_text",
     "open_session",
     "page",
     "secret_key",
@@ -113,10 +114,19 @@ def _derived(secret: bytes, purpose: bytes) -> bytes:
     return hmac.new(secret, purpose, hashlib.sha256).digest()
 
 
+class _CookieStorage(EncryptedCookieStorage):
+    """A cookie that is not ASCII was never ours (ours is a Fernet token, base64): no
+    session, as for any cookie that does not decrypt (the library would fail to encode it)."""
+
+    def load_cookie(self, request: web.Request) -> str | None:
+        found = super().load_cookie(request)
+        return found if found is None or found.isascii() else None
+
+
 def make_keys(config: Config) -> Keys:
     """The cookie storage and the fingerprint key, from the one secret."""
     secret = secret_key(config)
-    storage = EncryptedCookieStorage(
+    storage = _CookieStorage(
         _derived(secret, b"session cookie"), cookie_name=COOKIE,
         max_age=SESSION_HOURS * 3600, httponly=True, samesite="Strict", path="/",
         encoder=lambda value: orjson.dumps(value).decode(), decoder=orjson.loads)
@@ -212,14 +222,24 @@ def set_sign_in_csrf(response: web.StreamResponse, token: str) -> None:
 
 
 def sign_in_csrf_matches(request: web.Request, sent: object) -> bool:
-    expected = request.cookies.get(SIGN_IN_COOKIE)
-    return isinstance(sent, str) and bool(sent) and isinstance(expected, str) and \
-        hmac.compare_digest(sent.encode(), expected.encode())
+    return _same(sent, request.cookies.get(SIGN_IN_COOKIE))
 
 
 async def check_csrf(request: web.Request, sent: object) -> bool:
     """The form's token is the session's (a form from another site has none)."""
     session: Session = await get_session(request)
-    expected = session.get("csrf")
+    return _same(sent, session.get("csrf"))
+
+
+def form_is_text(form: Mapping[str, object]) -> bool:
+    """Every name and text value of a posted form is UTF-8 text (``is_text``): one that
+    is not would fail where it is compared, stored or shown again."""
+    return all(is_text(name) and (not isinstance(value, str) or is_text(value))
+               for name, value in form.items())
+
+
+def _same(sent: object, expected: object) -> bool:
+    """Two non-empty CSRF tokens match; a cookie or field that is not text matches none."""
     return isinstance(sent, str) and isinstance(expected, str) and bool(sent) and \
-        hmac.compare_digest(sent.encode(), expected.encode())
+        is_text(sent) and is_text(expected) and hmac.compare_digest(
+            sent.encode(), expected.encode())

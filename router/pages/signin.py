@@ -23,6 +23,7 @@ from router.pages.i18n import LANGUAGE_COOKIE, LANGUAGES
 from router.pages.render import render, signed_in
 from router.pages.session import (
     Viewer,
+    form_is_text,
     open_session,
     page,
     set_sign_in_csrf,
@@ -98,6 +99,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     try:
         form = await request.post()
     except (ValueError, LookupError, BadHttpMessage):  # broken multipart, bad charset
+        return render(request, "refused.html", {"reason": "form"}, who=None, status=400)
+    if not form_is_text(form):
         return render(request, "refused.html", {"reason": "form"}, who=None, status=400)
     if not sign_in_csrf_matches(request, form.get("csrf")):
         return _sign_in_page(request, next_path="/overview", error="csrf", status=403)
