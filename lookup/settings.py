@@ -184,7 +184,9 @@ def _zone(name: str, value: Any) -> str:
         raise SettingsError(name, "must be an IANA time zone such as Europe/Moscow")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name that is a directory of the zone database ("Europe") or too long for
+    # a file name is looked up as a file too
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise SettingsError(name, "must be an IANA time zone such as Europe/Moscow") from None
     return value
 

@@ -159,6 +159,15 @@ def test_bad_timezone_is_refused(zone: str) -> None:
     assert _field_of({"timezone": zone}) == "timezone"
 
 
+@pytest.mark.parametrize("zone", ["Europe", "America/Argentina", "a" * 300, "Europe/" + "b" * 5000])
+def test_a_timezone_that_is_a_directory_or_too_long_for_a_file_name_is_refused(
+    zone: str,
+) -> None:
+    """The zone database is looked up as files: these fail as OSError, not as "not found"."""
+    assert _field_of({"timezone": zone}) == "timezone"
+    assert Settings.from_stored({"timezone": zone}).timezone == "Europe/Moscow"
+
+
 def test_good_timezone_is_taken() -> None:
     assert merge_update(Settings(), {"timezone": "Asia/Almaty"}).timezone == "Asia/Almaty"
 
