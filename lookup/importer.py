@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 BATCH = 20_000
+# Ids are a few digits; PostgreSQL's indexes on them refuse a key of about 2,700 bytes,
+# which would fail the whole batch, so a longer one is a bad line.
+MAX_ID = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,15 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None
         return str(value)  # ids written as numbers
     if not isinstance(value, str):
         raise ValueError(f"{key!r} must be a string")
+    if "\x00" in value:  # PostgreSQL's text refuses it, and with it the whole batch
+        raise ValueError(f"{key!r} must not contain a NUL character")
+    return value
+
+
+def _id(obj: dict[str, Any]) -> str:
+    value = str(_text(obj, "id"))
+    if len(value) > MAX_ID:
+        raise ValueError(f"'id' must be at most {MAX_ID} characters")
     return value
 
 
@@ -101,7 +113,7 @@ def parse_line(
             if not isinstance(active, bool):
                 raise ValueError("'active' must be true or false")
             return EmployeeRecord(
-                id=str(_text(obj, "id")),
+                id=_id(obj),
                 name=_text(obj, "name", required=False) or "",
                 email=_text(obj, "email", required=False),
                 extension=_text(obj, "extension", required=False),
@@ -128,7 +140,8 @@ def _client(obj: dict[str, Any], line_no: int, region: str,
         raise ValueError("'responsibles' must be a list")
     phones: dict[int, str] = {}
     for written in phones_in:
-        key = phone_key(written, region)
+        # a NUL is no part of a number, and the phone is stored as written
+        key = None if "\x00" in written else phone_key(written, region)
         if key is None:
             errors.append(LineError(line_no, f"not a phone number: {written!r}"))
         else:
@@ -137,10 +150,10 @@ def _client(obj: dict[str, Any], line_no: int, region: str,
     for r in resp_in:
         if not isinstance(r, dict) or r.get("type") not in ("employee", "client", "group"):
             raise ValueError("each responsible must be {\"type\": employee|client|group, \"id\"}")
-        responsibles.append((r["type"], str(_text(r, "id"))))
+        responsibles.append((r["type"], _id(r)))
     dropped = obj.get("dropped", False)
     return ClientRecord(
-        id=str(_text(obj, "id")),
+        id=_id(obj),
         kind=client_kind,
         name=_text(obj, "name", required=False) or "",
         phones=tuple(phones.items()),
