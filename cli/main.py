@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import asyncpg
 import uvloop
@@ -39,8 +39,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every argument of the parser and of its sub-commands, theirs too."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+
+
+def _check_text(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An argument given as bytes that are not UTF-8 (Python hands them on as lone
+    surrogates) cannot be a name, number, id or key: say which, before it reaches the
+    database as a misleading error or a traceback. Paths are left alone: the OS takes
+    such bytes back."""
+    for action in _actions(parser):
+        value = getattr(args, action.dest, None)
+        if action.dest == "data_dir" or not isinstance(value, str):
+            continue
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            parser.error(str(argparse.ArgumentError(action, "is not UTF-8 text")))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_text(parser, args)
     overrides = {
         "ROUTER_DATA_DIR": getattr(args, "data_dir", None),
         "DATABASE_URL": getattr(args, "database_url", None),

@@ -28,6 +28,8 @@ from router.config import Config
 __all__ = ["add_parsers", "parse_window"]
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
+# a century: any longer goes back before the epoch, and past datetime's range soon after
+_LONGEST = timedelta(days=36500)
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -44,10 +46,14 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def parse_window(text: str) -> timedelta:
-    found = re.fullmatch(r"\s*(\d+)\s*([mhd])\s*", text)
-    if found is None or int(found.group(1)) == 0:
+    found = re.fullmatch(r"\s*0*(\d+)\s*([mhd])\s*", text)
+    if found is None or found.group(1) == "0":
         raise argparse.ArgumentTypeError(f"{text!r} is not a window like 90m, 24h or 7d")
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    number, unit = found.groups()
+    # checked before timedelta, which overflows (and int, which refuses 4,300 digits)
+    if len(number) > 9 or int(number) * _UNITS[unit] > _LONGEST.total_seconds():
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {_LONGEST.days}d")
+    return timedelta(seconds=int(number) * _UNITS[unit])
 
 
 async def replay_command(config: Config, args: argparse.Namespace) -> int:
@@ -85,8 +91,7 @@ def _text(report: ReplayReport, account: str, since: datetime) -> str:
     lines = [f"replay of {account}: {report.calls} calls since {since:%Y-%m-%d %H:%M} UTC, "
              f"{len(report.changes)} would change"]
     for c in report.changes:
-        when = (datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d %H:%M")
-                if c.started_at else "-")
+        when = _when(c.started_at)
         how = {"in": "incoming", "out": "outgoing"}.get(c.direction, c.direction)
         lines.append(f"\n  {c.entry_id}  {c.number}  {when} UTC  {how}, "
                      f"{'answered' if c.answered else 'missed'}")
@@ -97,3 +102,14 @@ def _text(report: ReplayReport, account: str, since: datetime) -> str:
     for kind in kinds or ["(none)"]:
         lines.append(f"  {kind:<16}{report.done[kind]:>6}{report.would[kind]:>8}")
     return "\n".join(lines)
+
+
+def _when(started_at: int | None) -> str:
+    """A call's start as a date, or its number of seconds where no date can say it (the
+    PBX's times are only checked to be whole numbers)."""
+    if not started_at:
+        return "-"
+    try:
+        return datetime.fromtimestamp(started_at, UTC).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return str(started_at)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -77,7 +77,11 @@ def load_config(
     """Build the config from ``.env``, then the environment, then ``overrides`` (flags)."""
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        try:
+            found = dotenv_values(env_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(env_file), f"cannot be read: {exc}") from None
+        values.update({k: v for k, v in found.items() if v is not None})
     values.update(os.environ if environ is None else environ)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     env = _Env(values)
@@ -108,7 +112,7 @@ def load_config(
         raise ConfigError("ROUTER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
     return Config(
         database_url=env.dsn("DATABASE_URL"),
-        data_dir=Path(env.text("ROUTER_DATA_DIR") or "./.data"),
+        data_dir=Path(env.raw("ROUTER_DATA_DIR") or "./.data"),
         host=env.text("ROUTER_HOST") or "127.0.0.1",
         port=env.integer("ROUTER_PORT", 8080, low=0, high=65535),
         mango_api_url=env.url("MANGO_API_URL") or DEFAULT_MANGO_API_URL,
@@ -139,9 +143,21 @@ class _Env:
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
 
-    def text(self, name: str) -> str | None:
+    def raw(self, name: str) -> str | None:
+        """As given: a path may hold bytes that are not UTF-8 (they come back as lone
+        surrogates, which the OS takes again)."""
         value = self._values.get(name, "").strip()
         return value or None
+
+    def text(self, name: str) -> str | None:
+        """Text that goes to the database, a URL or a header, so it must be UTF-8."""
+        value = self.raw(name)
+        if value is not None:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ConfigError(name, "is not UTF-8 text") from None
+        return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         raw = self.text(name)
@@ -168,18 +184,31 @@ class _Env:
         return value
 
     def file(self, name: str) -> Path | None:
-        raw = self.text(name)
+        raw = self.raw(name)
         if raw is None:
             return None
         path = Path(raw)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name too long, say: is_file passes that on
+            raise ConfigError(name, f"not a file: {exc.strerror}") from None
+        if not found:
             raise ConfigError(name, f"no such file: {raw!r}")
         return path
 
     def dsn(self, name: str) -> str | None:
         raw = self.text(name)
-        if raw is not None and urlsplit(raw).scheme not in ("postgres", "postgresql"):
+        if raw is None:
+            return None
+        try:
+            parts = urlsplit(raw)
+        except ValueError as exc:  # an unclosed [ of an IPv6 address
+            raise ConfigError(name, f"not a URL: {exc}") from None
+        if parts.scheme not in ("postgres", "postgresql"):
             raise ConfigError(name, "must be a postgresql:// URL")
+        problem = _dsn_problem(parts.netloc.rpartition("@")[2], parts.query)
+        if problem is not None:
+            raise ConfigError(name, f"not a PostgreSQL URL: {problem}")
         return raw
 
     def url(self, name: str) -> str | None:
@@ -191,3 +220,27 @@ class _Env:
         except ValueError:
             raise ConfigError(name, f"must be an http(s) URL, not {raw!r}") from None
         return raw
+
+
+def _dsn_problem(hosts: str, query: str) -> str | None:
+    """What asyncpg's parsing of a DSN fails on with a ``ValueError`` or worse (a port that
+    is not a number, an empty host in a list, a query that is not ``key=value``), which
+    would come out as a traceback, not as a connection error."""
+    try:
+        params = parse_qs(query, strict_parsing=True) if query else {}
+    except ValueError as exc:
+        return str(exc)
+    ports = [p for value in params.get("port", []) for p in value.split(",")]
+    for spec in hosts.split(",") if hosts else []:
+        if not spec:
+            return "an empty host in the list of hosts"
+        if spec.startswith("["):  # [::1]:5432
+            ports.append(spec.partition("]")[2].removeprefix(":"))
+        elif not spec.startswith("/"):  # a socket directory has no port
+            ports.append(spec.partition(":")[2])
+    for port in filter(None, ports):
+        try:
+            int(unquote(port))
+        except ValueError:
+            return f"port {port!r} is not a number"
+    return None
