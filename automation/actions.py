@@ -36,7 +36,7 @@ from lookup.programs import state_types
 from mango.recording import recording_link
 from megaplan import mapping as mp
 from megaplan.client import MegaplanClient
-from megaplan.errors import MegaplanError
+from megaplan.errors import MappingError, MegaplanError, MegaplanUncertainError
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +131,12 @@ class ActionApplier:
         extra = None
         if p.get("line") and (field := await self._line_field_name()) is not None:
             extra = {field: str(p["line"])}
-        client = await self._crm.create_client(
-            name=p["name"], phones=[p["phone"]], responsible_ids=[p["responsible_id"]],
-            extra=extra)
+        try:
+            client = await self._crm.create_client(
+                name=p["name"], phones=[p["phone"]], responsible_ids=[p["responsible_id"]],
+                extra=extra)
+        except MappingError as exc:
+            raise _unread(exc) from None
         await self._remember(client.id, p)
         return client.id, None
 
@@ -169,9 +172,12 @@ class ActionApplier:
                     return made.id, "made by an earlier attempt"
                 if p.get("only_if_none_open") and await self._any_open(deals):
                     return None, "the client has an open deal"
-            deal = await self._crm.create_deal(
-                program_id=p["program_id"], state_id=p.get("state_id"), contractor_id=client_id,
-                manager_id=p["manager_id"], name=p["name"])
+            try:
+                deal = await self._crm.create_deal(
+                    program_id=p["program_id"], state_id=p.get("state_id"),
+                    contractor_id=client_id, manager_id=p["manager_id"], name=p["name"])
+            except MappingError as exc:
+                raise _unread(exc) from None
             self._made_deal(deal.id)
             return deal.id, None
 
@@ -225,7 +231,8 @@ class ActionApplier:
             # a CRM without call history: a comment on the card instead (the fallback)
             comment = await self._crm.add_comment(
                 client_id, _call_comment(p, links, a.settings.timezone))
-            return comment, "a comment: the CRM has no call history"
+            # the client's id, as a record's: the post with the recordings acts on it
+            return client_id, f"comment {comment}: the CRM has no call history"
         return client_id, None  # the CRM puts it on the card of the client with that phone
 
     async def _set_responsible(self, row: ActionRow, client_id: str
@@ -240,6 +247,12 @@ class ActionApplier:
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+def _unread(exc: MappingError) -> MegaplanUncertainError:
+    """A create answered with what cannot be read: it may have been made (looked for before
+    it is made again), where a read that cannot be read is a failure like any other."""
+    return MegaplanUncertainError(0, [{"message": f"its answer could not be read: {exc}"}])
 
 
 _CALL_TITLES = {"in": "Входящий звонок", "out": "Исходящий звонок", "miss": "Пропущенный звонок"}

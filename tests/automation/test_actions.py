@@ -101,23 +101,40 @@ async def test_the_line_field_added_while_the_worker_runs_is_used_once_looked_up
     assert outbox.mp.clients[second].extra.get(LINE_FIELD_NAME) == "74951112233"
 
 
+_CALL = {"type": "in", "from_phone": "79161234567", "to_phone": "74951112233",
+         "from_user": None, "time_from": 1764590400, "time_to": 1764590700}
+
+
+async def _claimed(outbox: Outbox, action: NewAction) -> ActionRow:
+    async with outbox.pool.acquire() as con:
+        action_id, _ = await plan(con, outbox.account.id, action)
+        [row] = [r for r in await claim_due(con, outbox.account.id, limit=100, lease_s=600)
+                 if r.id == action_id]
+    return row
+
+
 async def test_a_call_goes_on_the_card_as_a_comment_when_the_crm_has_no_call_history(
     outbox: Outbox,
 ) -> None:
     outbox.mp.call_history = False  # callInfo/history answers 404
-    async with outbox.pool.acquire() as con:
-        action_id, _ = await plan(con, outbox.account.id, NewAction(
-            entry_id="no-history", action="record_call", payload={
-                "client_id": outbox.client_id, "type": "in", "from_phone": "79161234567",
-                "to_phone": "74951112233", "from_user": None, "to_user": outbox.manager_id,
-                "time_from": 1764590400, "time_to": 1764590700, "recordings": []}))
-        [row] = [r for r in await claim_due(con, outbox.account.id, limit=100, lease_s=600)
-                 if r.id == action_id]
+    first = await _claimed(outbox, NewAction(entry_id="no-history", action="record_call",
+                                             payload={**_CALL, "client_id": outbox.client_id,
+                                                      "to_user": outbox.manager_id,
+                                                      "recordings": ["rec-1"]}))
     async with crm_client(outbox) as crm:
-        crm_id, note = await outbox.applier(crm).apply(row)
-    [comment] = outbox.mp.comments
-    assert (crm_id, note) == (comment["id"], "a comment: the CRM has no call history")
-    assert comment["subject"]["id"] == outbox.client_id
+        crm_id, note = await outbox.applier(crm).apply(first)
+        await outbox.complete(first, crm_id)
+        # the post with the recording's link acts on what the first one made: the client
+        links = await _claimed(outbox, NewAction(
+            entry_id="no-history", action="record_call", subject="recordings:rec-1",
+            depends_on=first.id, payload={**_CALL, "to_user": outbox.manager_id,
+                                          "recordings": ["rec-1"]}))
+        again, _ = await outbox.applier(crm).apply(links)
+    comment, with_link = outbox.mp.comments
+    assert (crm_id, note) == (outbox.client_id,
+                              f"comment {comment['id']}: the CRM has no call history")
+    assert again == outbox.client_id
+    assert comment["subject"]["id"] == with_link["subject"]["id"] == outbox.client_id
     # 12:00-12:05 UTC, in the account's timezone (Moscow by default)
-    assert comment["content"] == ("Входящий звонок: 79161234567 → 74951112233\n"
-                                  "01.12.2025 15:00–15:05")
+    assert comment["content"].startswith("Входящий звонок: 79161234567 → 74951112233\n"
+                                         "01.12.2025 15:00–15:05\nЗапись: http")
