@@ -41,7 +41,6 @@ from lookup.outbox import (
 )
 from megaplan.client import MegaplanClient
 from megaplan.errors import (
-    MappingError,
     MegaplanAuthError,
     MegaplanError,
     MegaplanUnavailableError,
@@ -254,12 +253,6 @@ class OutboxWorker:
     async def _apply(self, applier: ActionApplier, row: ActionRow) -> str:
         try:
             crm_id, note = await applier.apply(row)
-        except MappingError as exc:  # the CRM answered what cannot be read: no refusal
-            if row.action in _CREATES:  # it may have made it: looked for before again
-                await self._later(row, exc, uncertain=True)
-                return "uncertain"
-            await self._fail(row, _describe(exc))
-            return "failed"
         except (DependencyFailed, ValueError, KeyError, TypeError) as exc:
             # nothing to act on, or a planned payload the CRM call cannot be made from:
             # trying again would not help

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -48,6 +49,8 @@ _Response = tuple[int, Mapping[str, str], bytes]
 # Refusals of one request as it is: the CRM answered, it works.
 _ANSWERED = frozenset({400, 404, 405, 409, 410, 413, 422})
 _REASON_LENGTH = 200
+# Credentials refused this recently are refused again without a token request.
+_REFUSED_AGAIN_S = 30.0
 
 # Called after every API call with None when the CRM answered (a refusal of the
 # request as it is counts: 400, 404, 409, 422…), else a short reason (no answer,
@@ -89,6 +92,7 @@ class MegaplanClient:
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._auth_lock = asyncio.Lock()
+        self._refused: tuple[float, MegaplanAuthError] | None = None  # (when, the refusal)
         self.request_count = 0
 
     def __repr__(self) -> str:
@@ -257,7 +261,18 @@ class MegaplanClient:
         async with self._auth_lock:
             if self._token is None or self._token == stale:
                 self._token = None
-                self._token = await self._fetch_token()
+                # credentials just refused are refused again without asking: the requests
+                # waiting for a token must not each try a wrong password (a CRM may lock
+                # the user out after a few)
+                if self._refused is not None and \
+                        time.monotonic() - self._refused[0] < _REFUSED_AGAIN_S:
+                    raise self._refused[1]
+                try:
+                    self._token = await self._fetch_token()
+                except MegaplanAuthError as exc:
+                    self._refused = (time.monotonic(), exc)
+                    raise
+                self._refused = None
             return self._token
 
     async def request(

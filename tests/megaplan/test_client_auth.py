@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from emulators.megaplan import MegaplanState
 from megaplan.client import MegaplanClient
-from megaplan.errors import MegaplanError
+from megaplan.errors import MegaplanAuthError, MegaplanError
 from tests.megaplan.conftest import ClientFactory
 
 
@@ -50,6 +52,22 @@ async def test_wrong_password_raises_401_with_the_servers_reason(
             await client.employees()
     assert info.value.status == 401
     assert "Invalid username or password" in str(info.value)
+
+
+async def test_refused_credentials_are_refused_again_for_a_while_without_asking(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests that waited for the token do not each try the wrong password (a CRM may
+    # lock the user out after a few)
+    async with make_client(password="not-the-password") as client:
+        results = await asyncio.gather(*(client.employees() for _ in range(5)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, MegaplanAuthError) for r in results)
+        assert client.request_count == 1
+        monkeypatch.setattr("megaplan.client._REFUSED_AGAIN_S", 0.0)  # a while later
+        with pytest.raises(MegaplanAuthError):
+            await client.employees()
+        assert client.request_count == 2
 
 
 async def test_requests_before_start_are_refused(make_client: ClientFactory) -> None:
