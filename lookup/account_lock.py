@@ -70,12 +70,15 @@ async def while_locked(dsn: str, job: str, lock_class: int, account_id: int,
     account is wanted; ``work`` returning means the account is done with."""
     while wanted():
         try:
-            con = await asyncpg.connect(dsn, server_settings=LOCK_KEEPALIVE)
+            con = await asyncpg.connect(dsn)
         except (OSError, asyncpg.PostgresError) as exc:
             logger.warning("%s: cannot connect; retrying", job, extra={"error": repr(exc)})
             await asyncio.sleep(retry_s)
             continue
         try:
+            # set here, not as startup parameters, which a pooler in front may refuse
+            for name, value in LOCK_KEEPALIVE.items():
+                await con.execute(f"SET {name} = {value}")
             if await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", lock_class,
                                   account_id):
                 await work(con)

@@ -39,7 +39,7 @@ async def test_only_one_holder_works_an_account_and_another_takes_over_when_it_g
 async def test_the_lock_holders_connection_asks_the_server_to_keep_it_alive(dsn: str) -> None:
     # So that a holder whose host dies lets go of the account within half a minute.
     # (The tests' server is on a Unix socket, where the values read 0: the source shows
-    # that the connection set them.)
+    # that the connection set them: SET, not startup parameters, which a pooler may refuse.)
     seen: dict[str, str] = {}
 
     async def work(con: asyncpg.Connection) -> None:
@@ -49,7 +49,7 @@ async def test_the_lock_holders_connection_asks_the_server_to_keep_it_alive(dsn:
 
     await asyncio.wait_for(while_locked(dsn, "job", 7, 2, work, wanted=lambda: True,
                                         retry_s=0.05), 5)
-    assert seen == dict.fromkeys(LOCK_KEEPALIVE, "client")
+    assert seen == dict.fromkeys(LOCK_KEEPALIVE, "session")
 
 
 async def test_supervise_restarts_a_failed_loop_and_stops_an_unwanted_one() -> None:
