@@ -53,6 +53,7 @@ from automation.metrics import AutomationMetrics
 from automation.rules import CREATE_CLIENT, RECORD_CALL, Party, Plan, plan_call
 from cache.index import IndexRegistry
 from lookup.accounts import Account
+from lookup.calls import calls_with_open_legs
 from lookup.conn import Conn
 from lookup.employees import active_extensions
 from lookup.journal import any_events_between, entry_events, recent_entries
@@ -418,6 +419,11 @@ class CallAutomation:
             recent = await recent_entries(
                 self._pool, since=since,
                 within_s=self._silence + GRACE_S if starting else None)
+            # and, at the start, the calls still open after that (a conversation, or a
+            # lost Disconnected), which no mark holds: looked at again at the cap
+            talking = await calls_with_open_legs(
+                self._pool, within_s=max(self._silence, OPEN_SILENCE),
+                quiet_s=self._silence + GRACE_S) if starting else []
         except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
             return
@@ -430,7 +436,13 @@ class CallAutomation:
             if key not in self._live:
                 self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
             self._enqueue(key, mono)
-        if recent:
+        for account_id, entry_id, last_at in talking:
+            key = (account_id, entry_id)
+            if key not in self._live:
+                live = self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
+                live.quiet_at = live.last_seen  # past its silence: planned once, then waits
+                self._enqueue(key, mono)
+        if recent or talking:
             self._live = OrderedDict(sorted(self._live.items(),
                                             key=lambda kv: kv[1].last_seen))
             self._marked = None  # older now
@@ -461,10 +473,13 @@ class CallAutomation:
             if live.ended or idle >= cap + GRACE_S:
                 gone.append(key)  # a call that never ends is bounded all the same
             elif idle >= cap or (idle >= self._silence and not live.waiting_on_open_legs()):
-                # planned as ended if every leg hung up (is_final sees the silence too);
-                # a conversation sends nothing while it lasts: with a leg open it is not
-                # ended, and is looked at again at the cap or when its next event comes
-                live.quiet_at = live.last_seen
+                # planned as ended if every leg hung up (is_final sees the silence too;
+                # queued on every sweep for a grace period, as a clock between here and
+                # the database's may be a little off); a conversation sends nothing while
+                # it lasts: with a leg open it is not ended, and after that grace period
+                # it is looked at again at the cap or when its next event comes
+                if idle >= self._silence + GRACE_S:
+                    live.quiet_at = live.last_seen
                 self._enqueue(key, now)
         for key in gone:
             del self._live[key]

@@ -286,6 +286,35 @@ async def test_events_dropped_while_a_take_over_reads_the_journal_are_read_again
     assert automation._missed_since == 5500.0  # the next take-over reads from there again
 
 
+async def test_a_start_looks_again_at_the_calls_still_open_that_no_mark_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A conversation (or a lost Disconnected) planned before a restart is in no mark:
+    # the start finds it among the calls with a leg open, plans it once, then it waits.
+    _offline(monkeypatch)
+    wall = 100_000.0
+    automation = _engine(now=wall)
+    asked: list[dict[str, float]] = []
+
+    async def calls_with_open_legs(_pool: object, **window: float
+                                   ) -> list[tuple[int, str, float]]:
+        asked.append(window)
+        return [(1, "talking", wall - 3600)]  # an hour quiet, a leg open
+
+    monkeypatch.setattr(engine, "calls_with_open_legs", calls_with_open_legs)
+    await automation._take_over(starting=True)
+    assert asked == [{"within_s": OPEN_SILENCE, "quiet_s": SILENCE + GRACE_S}]
+    key = (1, "talking")
+    assert key in automation._queue
+    automation._queue.clear()  # planned: not ended
+    automation._sweep()
+    assert key not in automation._queue  # waits for its next event or the cap
+    assert key in automation._live
+    assert automation.mark() == wall - 60  # and holds no mark hours back
+    await automation._take_over(starting=False)
+    assert len(asked) == 1  # only a start looks
+
+
 class _CrmAccounts:
     def by_id(self, account_id: int, /) -> Account | None:
         return Account(id=account_id, name=f"a{account_id}", mango_api_key=f"k{account_id}",
@@ -423,6 +452,13 @@ def test_a_silent_call_with_a_leg_open_is_looked_at_once_then_at_the_cap_and_fre
     automation._sweep()
     assert key in automation._queue  # planned as ended if every leg hung up
     assert automation.mark() == 6000.0 - 60  # held while that is to do
+    automation._queue.clear()  # planned: not final (a leg open, or the clocks a little off)
+    automation._sweep()
+    assert key in automation._queue  # so again on each sweep for a grace period
+    automation._queue.clear()
+    silent_for(SILENCE + GRACE_S + 1)
+    automation._sweep()
+    assert key in automation._queue  # once more after it
     automation._queue.clear()  # planned: a leg was open, so it did not end
     automation._sweep()
     automation._sweep()

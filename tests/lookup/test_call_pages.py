@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from lookup.calls import (
     BadCursor,
     CallRow,
     calls_page,
+    calls_with_open_legs,
     find_call,
     fold_pending,
     recent_calls,
@@ -165,6 +167,27 @@ async def test_a_call_is_in_progress_until_its_summary_or_every_leg_hung_up_or_s
     assert outcomes == {"ringing": "in_progress", "hung_up": "missed", "summarised": "missed",
                         "silent": "missed", "talking": "in_progress"}
     assert SILENCE_S == OPEN_SILENCE  # the automation's rule, which lookup may not import
+
+
+async def test_the_calls_still_open_after_a_quiet_spell_are_found_for_a_starting_planner(
+    pool: asyncpg.Pool, account: int
+) -> None:
+    for entry in ("talking", "just_now", "long_ago"):
+        await _call(pool, account, entry)  # a leg open
+    await _call(pool, account, "hung_up", states=("Appeared", "Disconnected"))
+    await _call(pool, account, "summarised")
+    await write_journal(pool, [_entry(account, "summary", _summary("summarised", 0))])
+    await fold_pending(pool)
+    await pool.execute("UPDATE calls SET last_at = last_at - interval '1 hour',"
+                       " started_at = started_at - interval '1 hour'"
+                       " WHERE entry_id IN ('talking', 'hung_up', 'summarised')")
+    await pool.execute("UPDATE calls SET last_at = last_at - interval '13 hours',"
+                       " started_at = started_at - interval '13 hours'"
+                       " WHERE entry_id = 'long_ago'")
+    found = await calls_with_open_legs(pool, within_s=12 * 3600, quiet_s=660)
+    assert [(a, e) for a, e, _ in found] == [(account, "talking")]
+    [(_, _, last)] = found
+    assert abs(last - (time.time() - 3600)) < 60
 
 
 async def test_the_summarys_result_wins_over_the_legs(pool: asyncpg.Pool, account: int) -> None:
