@@ -135,7 +135,7 @@ class ActionApplier:
             client = await self._crm.create_client(
                 name=p["name"], phones=[p["phone"]], responsible_ids=[p["responsible_id"]],
                 extra=extra)
-        except MappingError as exc:
+        except (MappingError, MegaplanError) as exc:
             raise _unread(exc) from None
         await self._remember(client.id, p)
         return client.id, None
@@ -176,7 +176,7 @@ class ActionApplier:
                 deal = await self._crm.create_deal(
                     program_id=p["program_id"], state_id=p.get("state_id"),
                     contractor_id=client_id, manager_id=p["manager_id"], name=p["name"])
-            except MappingError as exc:
+            except (MappingError, MegaplanError) as exc:
                 raise _unread(exc) from None
             self._made_deal(deal.id)
             return deal.id, None
@@ -232,7 +232,8 @@ class ActionApplier:
             comment = await self._crm.add_comment(
                 client_id, _call_comment(p, links, a.settings.timezone))
             # the client's id, as a record's: the post with the recordings acts on it
-            return client_id, f"comment {comment}: the CRM has no call history"
+            return client_id, f"{'comment ' + comment if comment else 'a comment'}: " \
+                "the CRM has no call history"
         return client_id, None  # the CRM puts it on the card of the client with that phone
 
     async def _set_responsible(self, row: ActionRow, client_id: str
@@ -249,9 +250,12 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def _unread(exc: MappingError) -> MegaplanUncertainError:
-    """A create answered with what cannot be read: it may have been made (looked for before
-    it is made again), where a read that cannot be read is a failure like any other."""
+def _unread(exc: MappingError | MegaplanError) -> Exception:
+    """A create answered 2xx with what cannot be read: it may have been made (looked for
+    before it is made again), where a read that cannot be read is a failure like any
+    other. Any other error of the create is itself."""
+    if isinstance(exc, MegaplanError) and not 200 <= exc.status < 300:
+        return exc
     return MegaplanUncertainError(0, [{"message": f"its answer could not be read: {exc}"}])
 
 

@@ -419,14 +419,10 @@ class CallAutomation:
             recent = await recent_entries(
                 self._pool, since=since,
                 within_s=self._silence + GRACE_S if starting else None)
-            # and, at the start, the calls still open after that (a conversation, or a
-            # lost Disconnected), which no mark holds: looked at again at the cap
-            talking = await calls_with_open_legs(
-                self._pool, within_s=max(self._silence, OPEN_SILENCE),
-                quiet_s=self._silence + GRACE_S) if starting else []
         except _DATABASE_ERRORS as exc:
             logger.warning("automation: cannot read recent calls", extra={"error": repr(exc)})
             return
+        talking = await self._still_open() if starting or stale else []
         if missed is not None and self._missed_told == told:  # none dropped since the read
             self._missed_since = None  # queued below: the mark holds them from now on
         self._taken_over.update(owner for owner, _ in stale)
@@ -436,17 +432,29 @@ class CallAutomation:
             if key not in self._live:
                 self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
             self._enqueue(key, mono)
-        for account_id, entry_id, last_at in talking:
-            key = (account_id, entry_id)
-            if key not in self._live:
+        for account_id, entry_id, last_at in talking:  # planned as far as their events go:
+            key = (account_id, entry_id)  # they wait for the next or the cap, and hold no
+            if key not in self._live:  # mark (one hours back would replan hours of calls)
                 live = self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
-                live.quiet_at = live.last_seen  # past its silence: planned once, then waits
-                self._enqueue(key, mono)
+                live.quiet_at = live.last_seen
         if recent or talking:
             self._live = OrderedDict(sorted(self._live.items(),
                                             key=lambda kv: kv[1].last_seen))
             self._marked = None  # older now
             self._wake.set()
+
+    async def _still_open(self) -> list[tuple[int, str, float]]:
+        """The calls of the last 12 hours with a leg still open and quiet past their
+        silence (a conversation, or a lost ``Disconnected``), which no mark holds: a start,
+        or a take-over of a stopped run, looks at them again at their cap."""
+        try:
+            return await calls_with_open_legs(self._pool, within_s=max(self._silence,
+                                                                       OPEN_SILENCE),
+                                              quiet_s=self._silence + GRACE_S)
+        except _DATABASE_ERRORS as exc:
+            logger.warning("automation: cannot read the calls still open",
+                           extra={"error": repr(exc)})
+            return []
 
     async def _within_catch_up(self, since: datetime) -> datetime:
         """``since``, or the oldest time a start plans again, if later (an error in the log

@@ -40,7 +40,8 @@ class Faults:
     applying; ``error_*`` answers ``error_status`` to any request and
     ``write_error_*`` 500 to writes, before applying; ``lost_answer_*`` applies
     a write, then closes the connection without its answer; ``garbled_answer_count``
-    applies a write, then answers 200 with an object the client cannot read. A write is a
+    applies a write, then answers 200 with ``garbled_answer`` (by default an object
+    with no id). A write is a
     POST/PUT/PATCH/DELETE other than the token request.
     """
 
@@ -59,6 +60,7 @@ class Faults:
     lost_answer_count: int = 0
     lost_answer_rate: float = 0.0
     garbled_answer_count: int = 0
+    garbled_answer: bytes = b'{"meta":{"status":200,"errors":[]},"data":{"contentType":"Deal"}}'
     stall_count: int = 0
     stall_s: float = 0.0
     down_until: float = 0.0  # time.monotonic() until which the CRM is down
@@ -111,10 +113,6 @@ class Faults:
             return self._admitted[0] + 1.0 - now
         self._admitted.append(now)
         return None
-
-
-# An envelope whose object has no id: applied, and its answer cannot be read.
-_GARBLED = b'{"meta":{"status":200,"errors":[]},"data":{"contentType":"Deal"}}'
 
 
 def _envelope_error(status: int, message: str) -> bytes:
@@ -178,7 +176,7 @@ def faults_middleware(
         if write and response.status < 300 and faults.take_lost_answer():
             return _close(request, "applied, then losing the answer to")
         if write and response.status < 300 and faults.take_garbled_answer():
-            return web.Response(body=_GARBLED, content_type="application/json")
+            return web.Response(body=faults.garbled_answer, content_type="application/json")
         return response
 
     return middleware

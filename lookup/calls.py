@@ -266,15 +266,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 async def calls_with_open_legs(con: Conn | asyncpg.Pool, *, within_s: float,
                                quiet_s: float) -> list[tuple[int, str, float]]:
-    """Calls that started in the last ``within_s`` seconds, have said nothing for
-    ``quiet_s`` and have neither a summary nor every leg hung up, every account: (account
-    id, entry, when the last came in Unix seconds). A conversation or a wait in a queue,
-    or a call whose ``Disconnected`` was lost: a starting planner looks at them again."""
+    """Calls last heard of between ``within_s`` and ``quiet_s`` seconds ago that have
+    neither a summary nor every leg hung up, every account: (account id, entry, when the
+    last came in Unix seconds). A conversation or a wait in a queue, or a call whose
+    ``Disconnected`` was lost: a starting planner looks at them again."""
     await _fold_all(con)
     rows = await con.fetch(
         """SELECT account_id, entry_id, extract(epoch FROM last_at)::float8 AS last
            FROM calls
-           WHERE started_at > now() - make_interval(secs => $1)
+           WHERE last_at > now() - make_interval(secs => $1)
              AND last_at < now() - make_interval(secs => $2)
              AND NOT has_summary AND NOT (cardinality(legs) > 0 AND legs <@ legs_closed)""",
         within_s, quiet_s)

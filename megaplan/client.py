@@ -266,7 +266,8 @@ class MegaplanClient:
                 # the user out after a few)
                 if self._refused is not None and \
                         time.monotonic() - self._refused[0] < _REFUSED_AGAIN_S:
-                    raise self._refused[1]
+                    refused = self._refused[1]  # a copy: the kept one gathers no frames
+                    raise MegaplanAuthError(refused.status, refused.errors)
                 try:
                     self._token = await self._fetch_token()
                 except MegaplanAuthError as exc:

@@ -139,10 +139,13 @@ async def test_refused_credentials_fail_no_action_and_the_account_waits_for_them
     assert len(outbox.mp.deals) == 5
 
 
+@pytest.mark.parametrize("answer", [b'{"meta":{"status":200,"errors":[]},"data":{}}',
+                                    b"<html>not JSON</html>"])
 async def test_a_create_whose_answer_cannot_be_read_is_looked_for_not_failed_nor_made_twice(
-    outbox: Outbox, dsn: str,
+    outbox: Outbox, dsn: str, answer: bytes,
 ) -> None:
     outbox.mp.faults.garbled_answer_count = 1  # made, and answered with what cannot be read
+    outbox.mp.faults.garbled_answer = answer
     async with _working(OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)):
         await _plan(outbox, [outbox.new_deal("garbled")])
         await _until_done(outbox, "garbled", within=20)

@@ -290,7 +290,8 @@ async def test_a_start_looks_again_at_the_calls_still_open_that_no_mark_holds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A conversation (or a lost Disconnected) planned before a restart is in no mark:
-    # the start finds it among the calls with a leg open, plans it once, then it waits.
+    # the start finds it among the calls with a leg open; it waits for its next event or
+    # its cap, holding no mark (an hour back: a crash now would replan an hour of calls).
     _offline(monkeypatch)
     wall = 100_000.0
     automation = _engine(now=wall)
@@ -305,12 +306,14 @@ async def test_a_start_looks_again_at_the_calls_still_open_that_no_mark_holds(
     await automation._take_over(starting=True)
     assert asked == [{"within_s": OPEN_SILENCE, "quiet_s": SILENCE + GRACE_S}]
     key = (1, "talking")
-    assert key in automation._queue
-    automation._queue.clear()  # planned: not ended
+    assert key in automation._live
+    assert automation.mark() == wall - 60
     automation._sweep()
     assert key not in automation._queue  # waits for its next event or the cap
-    assert key in automation._live
-    assert automation.mark() == wall - 60  # and holds no mark hours back
+    automation._live[key].last_seen = time.monotonic() - OPEN_SILENCE - 1
+    automation._live.move_to_end(key, last=False)
+    automation._sweep()
+    assert key in automation._queue  # at the cap: planned as ended
     await automation._take_over(starting=False)
     assert len(asked) == 1  # only a start looks
 
