@@ -49,8 +49,9 @@ _Response = tuple[int, Mapping[str, str], bytes]
 # Refusals of one request as it is: the CRM answered, it works.
 _ANSWERED = frozenset({400, 404, 405, 409, 410, 413, 422})
 _REASON_LENGTH = 200
-# Credentials refused this recently are refused again without a token request.
-_REFUSED_AGAIN_S = 30.0
+# Credentials refused this recently are refused again without a token request: the
+# requests queued behind the refused one (an outbox claims hundreds) fail at once.
+_REFUSED_AGAIN_S = 5.0
 
 # Called after every API call with None when the CRM answered (a refusal of the
 # request as it is counts: 400, 404, 409, 422…), else a short reason (no answer,
