@@ -18,6 +18,10 @@ EN: dict[str, str] = {
     "повторите.": "The form was sent without a valid protection (CSRF) token. Open the page "
                   "again and retry.",
     "Этот вход не открывает этот аккаунт.": "This sign-in does not open this account.",
+    "Форма была открыта для другого аккаунта: с тех пор в этой сессии выбран другой. "
+    "Ничего не сохранено; откройте страницу заново.":
+        "The form was opened for another account: another one has been chosen in this "
+        "session since. Nothing was saved; open the page again.",
     "Тело запроса — не форма.": "The request body is not a form.",
     "Не найдено.": "Not found.",
     "К обзору": "To the overview",

@@ -63,6 +63,10 @@ def signed_in(handler: SignedInHandler) -> Callable[[web.Request], Awaitable[web
                 return render(request, "refused.html", {"reason": "form"}, who=who, status=400)
             if not await check_csrf(request, form.get("csrf")):
                 return render(request, "refused.html", {"reason": "csrf"}, who=who, status=403)
+            drawn_for = form.get("for_account")  # an operator may have switched meanwhile,
+            if drawn_for is not None and drawn_for != who.account.name:  # in another tab
+                return render(request, "refused.html", {"reason": "switched"}, who=who,
+                              status=409)
         return await handler(request, who)
     guarded.__name__ = handler.__name__
     guarded.__doc__ = handler.__doc__

@@ -199,6 +199,29 @@ async def test_the_operator_picks_the_account_to_look_at(
     assert re.search(r"<option selected>shop</option>", html)
 
 
+async def test_a_form_drawn_for_one_account_is_not_saved_into_another_picked_since(
+    svc: Service, db: asyncpg.Connection,
+) -> None:
+    # The operator opens the settings of "default" in one tab, picks "shop" in another,
+    # then saves the first: nothing of it goes into shop (nor into default).
+    await add_shop(db, svc.client)
+    await sign_in(svc, "operator-token")
+    form = await settings_form(svc)
+    assert form["for_account"] == "default"
+    form["dry_run"] = "on"
+    picked = await svc.client.post("/account", data={"csrf": form["csrf"], "account": "shop",
+                                                      "next": "/settings"},
+                                   allow_redirects=False)
+    assert picked.status == 303
+    resp = await svc.client.post("/settings", data=form, allow_redirects=False)
+    assert resp.status == 409
+    assert "другого аккаунта" in await resp.text()
+    for account in ("default", "shop"):
+        found = await (await svc.client.get("/api/settings", params={"account": account},
+                                            headers=OPERATOR)).json()
+        assert found["dry_run"] is False
+
+
 async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     svc: Service,
 ) -> None:
