@@ -9,10 +9,12 @@ is gone through ``on_removed``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from lookup.accounts import Account
+from lookup.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class AccountRegistry:
     def all(self) -> list[Account]:
         return list(self._by_id.values())
 
-    def update(self, account: Account) -> None:
-        """Put a changed account in at once (read your own write); the NOTIFY follows."""
-        self.replace([account if a.id == account.id else a for a in self._by_id.values()])
+    def update_settings(self, account_id: int, settings: Settings) -> None:
+        """An account's saved settings, in at once (read your own write; the NOTIFY
+        follows), on the account as this registry has it now: a token or key changed
+        while the save was under way is not put back."""
+        self.replace([dataclasses.replace(a, settings=settings) if a.id == account_id else a
+                      for a in self._by_id.values()])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from aiohttp import web
 
 from lookup.accounts import update_settings
@@ -36,5 +34,5 @@ async def put_settings(request: web.Request) -> web.Response:
         raise ApiError(400, str(exc), exc.field) from None
     if merged is None:  # removed since this replica last heard of it
         raise ApiError(400, "unknown account")
-    request.app[ACCOUNTS].update(dataclasses.replace(account, settings=merged))
+    request.app[ACCOUNTS].update_settings(account.id, merged)
     return web.json_response(merged.to_json())

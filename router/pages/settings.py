@@ -8,7 +8,6 @@ employees are offered by name from the CRM copy.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from contextlib import suppress
 from typing import Any
@@ -79,7 +78,7 @@ async def save_settings(request: web.Request, who: Viewer) -> web.StreamResponse
         return await _page(request, who, update, error=exc, saved=False, status=400)
     if merged is None:
         raise web.HTTPSeeOther("/overview")
-    request.app[ACCOUNTS].update(dataclasses.replace(who.account, settings=merged))
+    request.app[ACCOUNTS].update_settings(who.account.id, merged)
     logger.info("settings saved from the page", extra={"account": who.account.name})
     raise web.HTTPSeeOther("/settings?saved=1")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from cache.accounts import AccountRegistry
 from lookup.accounts import Account
 from lookup.settings import Settings
@@ -19,7 +21,7 @@ def test_only_accounts_a_reload_finds_gone_are_announced_removed() -> None:
     gone: list[str] = []
     registry.on_removed(lambda a: gone.append(a.name))
     registry.replace([_account(1, "default"), _account(2, "acme")])
-    registry.update(_account(2, "acme", dry_run=True))  # changed, not removed
+    registry.update_settings(2, Settings(dry_run=True))  # changed, not removed
     assert gone == []
     registry.replace([_account(1, "default")])
     assert gone == ["acme"]
@@ -38,3 +40,14 @@ def test_a_failing_listener_does_not_keep_the_others_from_hearing() -> None:
     registry.replace([_account(1, "acme")])
     registry.replace([])
     assert heard == ["acme"]
+
+
+def test_saved_settings_go_on_the_account_as_the_registry_has_it_now() -> None:
+    # a token issued while a save was under way is not put back by the save
+    registry = AccountRegistry()
+    before = _account(1, "acme")
+    registry.replace([dataclasses.replace(before, token_hash="new-token-hash")])
+    registry.update_settings(before.id, Settings(dry_run=True))
+    now = registry.by_id(1)
+    assert now is not None
+    assert (now.token_hash, now.settings.dry_run) == ("new-token-hash", True)
