@@ -251,7 +251,13 @@ def _require_object(obj: Any, what: str) -> tuple[Mapping[str, Any], str]:
 
 def _text(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
-    return value.strip() if isinstance(value, str) else ""
+    return _storable(value) if isinstance(value, str) else ""
+
+
+def _storable(value: str) -> str:
+    """Without NUL, which PostgreSQL's text refuses: one such character in one CRM record
+    failed every batch of the copy it fell in, pass after pass."""
+    return value.replace("\x00", "").strip()
 
 
 def _flag(obj: Mapping[str, Any], key: str, default: bool, oid: str) -> bool:
@@ -279,9 +285,9 @@ def _contacts(obj: Mapping[str, Any], kind: str, oid: str) -> tuple[str, ...]:
         if item.get(F_CI_TYPE) != kind:
             continue
         value = item.get(F_CI_VALUE)
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not (value := _storable(value)):
             continue
-        (main if item.get(F_CI_MAIN) is True else rest).append(value.strip())
+        (main if item.get(F_CI_MAIN) is True else rest).append(value)
     return (*main, *rest)
 
 

@@ -93,6 +93,16 @@ def test_client_phones_are_raw_values_with_the_main_one_first() -> None:
     assert client.kind == "human"
 
 
+def test_a_nul_in_a_clients_text_is_dropped_so_the_copy_can_store_it() -> None:
+    # PostgreSQL's text refuses NUL: one such CRM record stopped the sync for good
+    contacts = [{"type": "phone", "value": "+7 916 123-45-67\x00", "isMain": True},
+                {"type": "phone", "value": "\x00", "isMain": False}]
+    client = mp.parse_client(_human(firstName="Iv\x00an", lastName="Ivanov",
+                                    contactInfo=contacts))
+    assert client.name == "Ivan Ivanov"
+    assert client.phones == ("+7 916 123-45-67",)
+
+
 def test_company_takes_its_name_and_kind() -> None:
     client = mp.parse_client({"contentType": "ContractorCompany", "id": "5", "name": "OOO Vector"})
     assert (client.kind, client.name) == ("company", "OOO Vector")
