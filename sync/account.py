@@ -60,8 +60,11 @@ __all__ = ["AccountSync", "CrmHealth", "FullPass", "SyncOptions", "SyncReport", 
 
 CONTRACTORS = "/api/v3/contractor"
 EMPLOYEES = "/api/v3/employee"
-SYNC_ERRORS = (MegaplanError, aiohttp.ClientError, OSError, TimeoutError,
+SYNC_ERRORS = (MegaplanError, MappingError, aiohttp.ClientError, OSError, TimeoutError,
                asyncpg.PostgresError, asyncpg.InterfaceError)
+# What the CRM may answer for programs and client fields (no rights to deals, one field
+# it cannot describe) without the clients' copy, which routing needs, waiting on them.
+_SIDE_ERRORS = (MegaplanError, MappingError)
 
 Progress = Callable[[SyncReport], None]
 # Hears of every CRM call of an account: (account id, None when the CRM answered,
@@ -172,7 +175,10 @@ class AccountSync:
                 await start_full(self._con, self.account.id, run.started_at)
                 run.watermark = await self._newest_update()
             await self._load_line_field(force=True)
-            await write_programs(self._con, self.account.id, await self.crm.programs())
+            try:
+                await write_programs(self._con, self.account.id, await self.crm.programs())
+            except _SIDE_ERRORS as exc:  # the deal states stay as they were
+                self._side_error("programs", exc)
             report.employees, errors = await self._employees()
             run.errors += errors
             await self._clients_full(run, report)
@@ -261,9 +267,19 @@ class AccountSync:
                 return None
         return None
 
+    def _side_error(self, what: str, exc: Exception) -> None:
+        logger.warning("sync: the CRM's %s could not be read; the clients are synced all the "
+                       "same", what, extra={"account": self.account.name,
+                                            "error": self._scrub(f"{type(exc).__name__}: {exc}")})
+
     async def _load_line_field(self, *, force: bool = False) -> None:
         if force or not self._line_field_known:
-            self._line_field = line_field_name(await self.crm.extra_fields())
+            try:
+                fields = await self.crm.extra_fields()
+            except _SIDE_ERRORS as exc:  # looked up again on the next pass
+                self._side_error("client fields", exc)
+                return
+            self._line_field = line_field_name(fields)
             self._line_field_known = True
             if self._line_field is None:
                 logger.info("sync: the CRM has no field «Номер линии MANGO OFFICE»",
@@ -326,7 +342,9 @@ class AccountSync:
         if not batch:
             return 0
         changed = await changed_clients(self._con, self.account.id, batch)
-        await write_clients(self._con, self.account.id, changed, sets_line_number=True)
+        # the line is left as it is while the CRM's fields could not be read
+        await write_clients(self._con, self.account.id, changed,
+                            sets_line_number=self._line_field_known)
         return len(changed)
 
     async def _clients_full(self, run: FullPass, report: SyncReport) -> None:

@@ -8,13 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
 from emulators.megaplan import LINE_FIELD_NAME, MegaplanState, generate, serve_megaplan
-from emulators.megaplan_store import CT_EMPLOYEE, ClientRow, EmployeeRow
+from emulators.megaplan_store import CT_EMPLOYEE, ClientRow, EmployeeRow, ProgramRow, StateRow
 from emulators.pbx import PbxState
 from emulators.pbx_users import users_for
 from lookup.accounts import Account, fetch_accounts, upsert_default_account
@@ -196,6 +196,25 @@ async def test_crm_down_fails_the_pass_keeps_the_copy_and_the_next_resumes_from_
         assert "503" in state["last_error"]
         assert await db.fetchval("SELECT count(*) FROM clients WHERE NOT dropped") > 0
         mp_state.faults.error_rate = 0.0
+        assert (await sync.incremental(watermark)).complete
+    assert await db.fetchval(
+        "SELECT ref_id FROM client_responsibles r JOIN clients c ON c.uid = r.client_uid"
+        " WHERE c.crm_id = '2000009'") == "1000006"
+
+
+async def test_programs_or_client_fields_the_crm_refuses_or_garbles_do_not_hold_up_the_clients(
+    db: asyncpg.Connection, account: Account, mp_state: MegaplanState,
+) -> None:
+    # No rights to deals, or one program state it cannot describe: the clients, which
+    # routing needs, are synced all the same (the pass failed, and so every pass after).
+    mp_state.programs["99"] = ProgramRow(id="99", name="broken", states=(
+        StateRow(id="991", name="x", type="active", is_entry=cast(bool, "yes")),))
+    async with syncer(db, account) as sync:
+        report, _ = await sync.full()
+        assert report.complete, report.error
+        assert report.clients == 250
+        mp_state.set_responsibles("2000009", [(CT_EMPLOYEE, "1000006")])
+        watermark = (await read_state(db, account.id) or {})["watermark"]
         assert (await sync.incremental(watermark)).complete
     assert await db.fetchval(
         "SELECT ref_id FROM client_responsibles r JOIN clients c ON c.uid = r.client_uid"
