@@ -189,25 +189,21 @@ class Traffic:
         return now - self.busy_since if self.busy(now) else 0.0
 
 
-_UNCHECKED = float("-inf")  # one shared float: a call's field costs no object of its own
-
-
 class _Live:
     """What the engine remembers of a call in progress."""
 
-    __slots__ = ("at", "ended", "last_seen", "quiet_at")
+    __slots__ = ("at", "ended", "last_seen", "waiting")
 
     def __init__(self, now: float, at: float) -> None:
         self.last_seen = now
         self.at = at  # Unix seconds, no later than the journal's time of its latest event
         self.ended = False  # planned as ended
-        # ``last_seen`` when it was queued for its silence (the same float, no copy): while
-        # they are equal it was planned after its silence and a leg was still open, so it
-        # waits for an event or ``OPEN_SILENCE`` instead of being queued on every sweep
-        self.quiet_at = _UNCHECKED
+        # planned after its silence with a leg still open: it waits for its next event or
+        # ``OPEN_SILENCE`` instead of being queued on every sweep
+        self.waiting = False
 
     def waiting_on_open_legs(self) -> bool:
-        return not self.ended and self.quiet_at == self.last_seen
+        return self.waiting and not self.ended
 
 
 class CallAutomation:
@@ -270,6 +266,7 @@ class CallAutomation:
             self._live[key] = _Live(now, at)
         else:
             live.last_seen = now
+            live.waiting = False
             live.at = max(live.at, at)
             self._live.move_to_end(key)
         self._newest_at = max(self._newest_at, at)
@@ -436,7 +433,7 @@ class CallAutomation:
             key = (account_id, entry_id)  # they wait for the next or the cap, and hold no
             if key not in self._live:  # mark (one hours back would replan hours of calls)
                 live = self._live[key] = _Live(mono - max(0.0, wall - last_at), last_at)
-                live.quiet_at = live.last_seen
+                live.waiting = True
         if recent or talking:
             self._live = OrderedDict(sorted(self._live.items(),
                                             key=lambda kv: kv[1].last_seen))
@@ -487,7 +484,7 @@ class CallAutomation:
                 # it lasts: with a leg open it is not ended, and after that grace period
                 # it is looked at again at the cap or when its next event comes
                 if idle >= self._silence + GRACE_S:
-                    live.quiet_at = live.last_seen
+                    live.waiting = True
                 self._enqueue(key, now)
         for key in gone:
             del self._live[key]
