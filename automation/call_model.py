@@ -74,7 +74,6 @@ class CallModel:
     line: str | None  # the company line dialled
     answered: bool
     answered_at: int | None  # Unix seconds; None unless answered
-    first_answered: str | None  # extension of the first employee who answered
     last_handled: str | None  # extension of the last employee who answered (after transfers)
     # every extension that answered, in the order of their legs (seq), each once: the first
     # may have no CRM account (a receptionist who transfers), the rules take the first known
@@ -91,6 +90,11 @@ class CallModel:
     recordings: tuple[str, ...]
     dtmf: tuple[str, ...]  # digits pressed in the voice menu, in order
     last_received_at: float
+
+    @property
+    def first_answered(self) -> str | None:
+        """The extension of the first employee who answered."""
+        return self.answered_by[0] if self.answered_by else None
 
     def is_final(self, now: float, silence: float = SILENCE,
                  open_silence: float = OPEN_SILENCE) -> bool:
@@ -201,9 +205,9 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
     caller_number = callee_number = calling_extension = line = ""
     started = hung_up = answered_at = 0
     answered = has_abonent = False
-    first = last = ""
+    last = ""
     offered: dict[str, None] = {}  # an ordered set
-    answerers: dict[str, None] = {}
+    answerers: dict[str, None] = {}  # an ordered set: the first is who answered first
     groups: dict[str, None] = {}
     legs_seen: set[str] = set()
     legs_closed: set[str] = set()
@@ -240,7 +244,6 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
                 if not answered:
                     answered, answered_at = True, at
                 if to_ext:
-                    first = first or to_ext
                     last = to_ext
                     answerers.setdefault(to_ext)
 
@@ -266,8 +269,8 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
             offered[s_to_ext] = None
         if s_group and not groups:
             groups[s_group] = None
-        if answered and s_to_ext and not first:
-            first = last = s_to_ext
+        if answered and s_to_ext and not answerers:
+            last = s_to_ext
             answerers[s_to_ext] = None
 
     incoming_missed = direction == "in" and not answered
@@ -279,7 +282,6 @@ def build_call(events: Iterable[JournalEvent]) -> CallModel:
         line=line or None,
         answered=answered,
         answered_at=(answered_at or None) if answered else None,
-        first_answered=first or None,
         last_handled=last or None,
         answered_by=tuple(answerers),
         offered=tuple(offered),

@@ -55,7 +55,7 @@ ANSWERED = [
 def test_an_answered_call_is_incoming_and_answered_by_the_employee_it_was_routed_to() -> None:
     assert build_call(ANSWERED) == CallModel(
         entry_id=E, direction="in", number=CALLER, line=LINE, answered=True,
-        answered_at=T0 + 4, first_answered="101", last_handled="101", answered_by=("101",),
+        answered_at=T0 + 4, last_handled="101", answered_by=("101",),
         offered=("101",),
         groups=(), missed_in_ivr=False, missed_in_group=False, caller_extension=None,
         started_at=T0 + 1, ended_at=T0 + 5, has_summary=True, ended=True, recordings=(),
