@@ -135,7 +135,7 @@ class ActionApplier:
             client = await self._crm.create_client(
                 name=p["name"], phones=[p["phone"]], responsible_ids=[p["responsible_id"]],
                 extra=extra)
-        except (MappingError, MegaplanError) as exc:
+        except MappingError as exc:
             raise _unread(exc) from None
         await self._remember(client.id, p)
         return client.id, None
@@ -176,7 +176,7 @@ class ActionApplier:
                 deal = await self._crm.create_deal(
                     program_id=p["program_id"], state_id=p.get("state_id"),
                     contractor_id=client_id, manager_id=p["manager_id"], name=p["name"])
-            except (MappingError, MegaplanError) as exc:
+            except MappingError as exc:
                 raise _unread(exc) from None
             self._made_deal(deal.id)
             return deal.id, None
@@ -250,12 +250,11 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def _unread(exc: MappingError | MegaplanError) -> Exception:
-    """A create answered 2xx with what cannot be read: it may have been made (looked for
+def _unread(exc: MappingError) -> MegaplanUncertainError:
+    """A create answered with an object that cannot be read: it was made (looked for
     before it is made again), where a read that cannot be read is a failure like any
-    other. Any other error of the create is itself."""
-    if isinstance(exc, MegaplanError) and not 200 <= exc.status < 300:
-        return exc
+    other. (An answer that is not JSON at all is a MegaplanError, retried; the claim makes
+    any create claimed again uncertain.)"""
     return MegaplanUncertainError(0, [{"message": f"its answer could not be read: {exc}"}])
 
 
