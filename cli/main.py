@@ -17,6 +17,7 @@ import uvloop
 from cli import accounts, data, demo, emulate, replay, serve, sync
 from cli.command import Command
 from cli.logs import setup_logging
+from lookup.text import is_text
 from router.config import ConfigError, load_config
 
 __all__ = ["main"]
@@ -55,11 +56,7 @@ def _check_text(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     such bytes back."""
     for action in _actions(parser):
         value = getattr(args, action.dest, None)
-        if action.dest == "data_dir" or not isinstance(value, str):
-            continue
-        try:
-            value.encode()
-        except UnicodeEncodeError:
+        if action.dest != "data_dir" and isinstance(value, str) and not is_text(value):
             parser.error(str(argparse.ArgumentError(action, "is not UTF-8 text")))
 
 

@@ -8,6 +8,7 @@ import hmac
 from aiohttp import web
 
 from lookup.accounts import Account, hash_token
+from lookup.text import is_text
 from router.errors import ApiError
 from router.keys import ACCOUNTS, CONFIG
 
@@ -16,7 +17,6 @@ __all__ = [
     "admin_account",
     "is_account_token",
     "is_operator_token",
-    "is_text",
     "require_account_access",
     "require_operator",
     "token_allows",
@@ -28,17 +28,6 @@ def _bearer(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def is_text(value: str) -> bool:
-    """Whether ``value`` can be UTF-8 encoded: aiohttp hands header bytes that are not
-    UTF-8 (and what some form charsets decode to) on as lone surrogates, which no
-    token, cookie or setting of ours holds and which ``encode`` refuses."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def is_operator_token(request: web.Request, token: str) -> bool:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from dotenv import dotenv_values
 
 from lookup.accounts import check_url
+from lookup.text import is_text
 
 __all__ = ["DEFAULT_MANGO_API_URL", "AutomationMode", "Config", "ConfigError", "LookupMode",
            "load_config"]
@@ -152,11 +153,8 @@ class _Env:
     def text(self, name: str) -> str | None:
         """Text that goes to the database, a URL or a header, so it must be UTF-8."""
         value = self.raw(name)
-        if value is not None:
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise ConfigError(name, "is not UTF-8 text") from None
+        if value is not None and not is_text(value):
+            raise ConfigError(name, "is not UTF-8 text")
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:

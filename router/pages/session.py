@@ -32,7 +32,8 @@ from aiohttp_session import Session, get_session, new_session, session_middlewar
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from lookup.accounts import Account
-from router.auth import is_account_token, is_operator_token, is_text
+from lookup.text import is_text
+from router.auth import is_account_token, is_operator_token
 from router.config import Config
 from router.keys import ACCOUNTS, CONFIG
 
