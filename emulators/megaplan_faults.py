@@ -41,7 +41,8 @@ class Faults:
     ``write_error_*`` 500 to writes, before applying; ``lost_answer_*`` applies
     a write, then closes the connection without its answer; ``garbled_answer_count``
     applies a write, then answers 200 with ``garbled_answer`` (by default an object
-    with no id). A write is a
+    with no id); ``error_when`` answers ``error_status`` to every request it matches
+    (a page the CRM cannot serve, however often it is asked). A write is a
     POST/PUT/PATCH/DELETE other than the token request.
     """
 
@@ -64,6 +65,7 @@ class Faults:
     stall_count: int = 0
     stall_s: float = 0.0
     down_until: float = 0.0  # time.monotonic() until which the CRM is down
+    error_when: Callable[[web.Request], bool] | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
     _admitted: deque[float] = field(default_factory=deque, repr=False)
 
@@ -167,7 +169,7 @@ def faults_middleware(
             return _close(request, "dropping")
         if faults.take_throttle():
             return _throttled(faults.retry_after_s)
-        if faults.take_error():
+        if faults.take_error() or (faults.error_when is not None and faults.error_when(request)):
             return _error(faults.error_status)
         write = is_write(request)
         if write and faults.take_write_error():

@@ -5,7 +5,9 @@ One replica polls an account at a time: each account's loop holds
 writes); when that connection is lost the lock goes with it and any replica
 may take over. A full pass runs when the account has no copy yet (or no
 watermark, or a full pass was interrupted) and nightly; otherwise a pass reads
-what changed since the watermark. Nothing here is on the routing path: a CRM
+what changed since the watermark. A full pass that failed is resumed at the next
+poll, after an incremental pass, so one the CRM keeps failing does not freeze the
+copy. Nothing here is on the routing path: a CRM
 that is down or slow only delays the copy, and routing keeps the last one.
 """
 
@@ -134,12 +136,18 @@ class SyncService:
                     resume: FullPass | None) -> FullPass | None:
         account = sync.account
         state = await read_state(con, account.id)
+        watermark = None if state is None else state.get("watermark")
         if resume is not None or full_due(state, await copy_is_empty(con, account.id),
                                           datetime.now(UTC), account.settings.timezone,
                                           self._started):
+            # A full pass that keeps failing (a page the CRM cannot serve) must not
+            # freeze the copy: what changed since the watermark is read first, and the
+            # full pass is resumed only while the CRM answers at all.
+            if (resume is not None and watermark is not None
+                    and not (await sync.incremental(watermark)).complete):
+                return resume
             report, run = await sync.full(resume)
             return None if report.complete else run
-        assert state is not None
-        assert state["watermark"] is not None
-        await sync.incremental(state["watermark"])
+        assert watermark is not None
+        await sync.incremental(watermark)
         return None

@@ -253,3 +253,37 @@ async def test_only_one_replica_polls_an_account(
         async def moved(s: Service = svc) -> bool:
             return (await _route(s, number)).get("employee_id") == other
         await wait_for(moved, within=POLL_S + 2.0)
+
+
+async def test_a_full_pass_that_keeps_failing_does_not_freeze_the_copy(
+    synced: Callable[[], Awaitable[Service]], crm: tuple[MegaplanState, str]
+) -> None:
+    svc = await synced()
+    state = crm[0]
+    client_id, _, other = _routable(state)
+    number = _number(state, client_id)
+    # The night's full pass is due, and the CRM cannot serve its second page of clients,
+    # however often it is asked; the first page (all an incremental pass needs) it serves.
+    state.faults.error_status = 500
+    state.faults.error_when = lambda request: (
+        "/contractor" in request.path and "pageAfter" in request.query_string)
+    con = await asyncpg.connect(svc.dsn)
+    try:
+        await con.execute("UPDATE sync_state SET full_pending = true")
+    finally:
+        await con.close()
+
+    async def full_failed() -> bool:
+        resp = await svc.client.get("/api/accounts/default/sync", headers=OPERATOR)
+        error = (await resp.json())["last_error"]
+        return error is not None and error["message"].startswith("full sync")
+
+    await wait_for(full_failed, within=30)
+    state.set_responsibles(client_id, [(CT_EMPLOYEE, other)])
+
+    async def moved() -> bool:
+        return (await _route(svc, number)).get("employee_id") == other
+
+    await wait_for(moved, within=30)
+    body = await (await svc.client.get("/api/accounts/default/sync", headers=OPERATOR)).json()
+    assert body["full"]["running_or_interrupted"] is True  # and is still retried
