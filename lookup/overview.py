@@ -38,10 +38,15 @@ class SyncStatus:
 
     @property
     def failing(self) -> bool:
-        """The last error came after the last pass that completed (or none ever did)."""
+        """The last error came after the last pass that completed (or none ever did), or
+        a full pass is being retried after an error: the incremental passes between its
+        attempts complete, but deletions wait for it."""
         if self.last_error_at is None:
             return False
         finished = [t for t in (self.full_finished_at, self.incremental_finished_at) if t]
+        if self.full_pending and (self.full_finished_at is None
+                                  or self.last_error_at > self.full_finished_at):
+            return True
         return not finished or self.last_error_at > max(finished)
 
 

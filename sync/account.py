@@ -193,8 +193,10 @@ class AccountSync:
         await self._finish(report, run.watermark)
         return report, run
 
-    async def incremental(self, watermark: datetime) -> SyncReport:
-        """Employees, and clients changed since ``watermark`` (less the overlap)."""
+    async def incremental(self, watermark: datetime, *, seen: set[str] | None = None
+                          ) -> SyncReport:
+        """Employees, and clients changed since ``watermark`` (less the overlap); the ids
+        read are added to ``seen`` (a full pass's, when it runs between its attempts)."""
         started = time.monotonic()
         report = SyncReport(kind="incremental", started_at=datetime.now(UTC))
         before = self.crm.request_count
@@ -213,6 +215,8 @@ class AccountSync:
                         newest = client.time_updated if newest is None else max(
                             newest, client.time_updated)
                     report.clients += 1
+                    if seen is not None:
+                        seen.add(client.id)
                     batch.append(self._record(client, report))
                     if len(batch) >= self._options.batch:
                         report.written += await self._write(batch)

@@ -140,12 +140,12 @@ class SyncService:
         if resume is not None or full_due(state, await copy_is_empty(con, account.id),
                                           datetime.now(UTC), account.settings.timezone,
                                           self._started):
-            # A full pass that keeps failing (a page the CRM cannot serve) must not
-            # freeze the copy: what changed since the watermark is read first, and the
-            # full pass is resumed only while the CRM answers at all.
-            if (resume is not None and watermark is not None
-                    and not (await sync.incremental(watermark)).complete):
-                return resume
+            if resume is not None and watermark is not None:
+                # A full pass that keeps failing (a page the CRM cannot serve) must not
+                # freeze the copy: what changed since the watermark is read first. What
+                # it read counts as listed, or the resumed pass (past those ids already)
+                # would drop it, and the moved watermark would not read it again.
+                await sync.incremental(watermark, seen=resume.seen)
             report, run = await sync.full(resume)
             return None if report.complete else run
         assert watermark is not None

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from emulators.megaplan import LINE_FIELD_NAME, MegaplanState, generate, serve_megaplan
 from emulators.megaplan_store import CT_EMPLOYEE, ClientRow, EmployeeRow, ProgramRow, StateRow
@@ -244,6 +245,37 @@ async def test_an_interrupted_full_pass_resumes_after_its_last_written_batch(
     state = await read_state(db, account.id) or {}
     assert not state["full_pending"]
     assert state["full_clients"] == 250
+
+
+async def test_a_client_read_between_two_attempts_of_a_full_pass_is_not_dropped(
+    db: asyncpg.Connection, account: Account, mp_state: MegaplanState
+) -> None:
+    pages_after: list[str] = []
+
+    def third_page(request: web.Request) -> bool:  # the CRM fails from the third page on
+        if "/contractor" in request.path and "pageAfter" in request.query_string:
+            pages_after.append(request.query_string)
+        return len(pages_after) >= 2
+
+    async with syncer(db, account, batch=100) as sync:
+        assert (await sync.full())[0].complete
+        watermark = (await read_state(db, account.id) or {})["watermark"]
+        pages_after.clear()
+        mp_state.faults.error_when = third_page
+        first, run = await sync.full()
+        assert not first.complete
+        assert run.cursor is not None  # it has read past the first page
+        mp_state.faults.error_when = None
+        # restored from the CRM's trash, under an id the full pass has read past
+        mp_state.add_client(name="Restored Client", phones=["+7 999 000-00-01"],
+                            responsibles=[(CT_EMPLOYEE, "1000001")], client_id="2000000")
+        assert (await sync.incremental(watermark, seen=run.seen)).complete
+        second, _ = await sync.full(run)
+    assert second.complete, second.error
+    assert second.dropped == 0
+    assert await db.fetchval(
+        "SELECT dropped FROM clients WHERE account_id = $1 AND crm_id = '2000000'",
+        account.id) is False
 
 
 async def test_credentials_never_appear_in_errors_or_logs(

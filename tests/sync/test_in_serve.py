@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from emulators.megaplan import MegaplanState, generate, serve_megaplan
 from emulators.megaplan_store import CT_EMPLOYEE
@@ -264,9 +265,16 @@ async def test_a_full_pass_that_keeps_failing_does_not_freeze_the_copy(
     number = _number(state, client_id)
     # The night's full pass is due, and the CRM cannot serve its second page of clients,
     # however often it is asked; the first page (all an incremental pass needs) it serves.
+    refused: list[str] = []
+
+    def second_page(request: web.Request) -> bool:
+        if "/contractor" in request.path and "pageAfter" in request.query_string:
+            refused.append(request.path)
+            return True
+        return False
+
     state.faults.error_status = 500
-    state.faults.error_when = lambda request: (
-        "/contractor" in request.path and "pageAfter" in request.query_string)
+    state.faults.error_when = second_page
     con = await asyncpg.connect(svc.dsn)
     try:
         await con.execute("UPDATE sync_state SET full_pending = true")
@@ -285,5 +293,11 @@ async def test_a_full_pass_that_keeps_failing_does_not_freeze_the_copy(
         return (await _route(svc, number)).get("employee_id") == other
 
     await wait_for(moved, within=30)
+    attempts = len(refused)
+
+    async def retried() -> bool:  # the full pass is still tried (each try: 5 requests)
+        return len(refused) > attempts
+
+    await wait_for(retried, within=30)
     body = await (await svc.client.get("/api/accounts/default/sync", headers=OPERATOR)).json()
-    assert body["full"]["running_or_interrupted"] is True  # and is still retried
+    assert body["full"]["running_or_interrupted"] is True
