@@ -2,10 +2,15 @@
 
 Each call of the window is modelled from the journal as the engine models it
 and planned by ``automation.rules`` with the other settings; the plan is
-compared with the actions the call really has in the outbox. Nothing is
-written. Who the number was at the time: new when the call made a client of
-its own, or when its client was made by a later call; else the client the
-copy has now. The employees' extensions are today's.
+compared with the actions the call really has in the outbox (whatever became
+of them: those that failed or are still pending are marked so). Nothing is
+written. The calls are replayed oldest first, each number as a chain: who the
+number was before the window's first call of it is read from what happened
+(new when that call, or a later one, made its client; else the client the
+copy has now, or the client the call's own actions name), and from then on it
+is what the replayed settings made it: a client one call would have created is
+known to the next, and one it would not have created leaves the number new.
+The employees' extensions are today's.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from automation.call_model import JournalEvent, build_call
-from automation.rules import CREATE_CLIENT, Party, plan_call
+from automation.rules import CREATE_CLIENT, SET_RESPONSIBLE, Party, Plan, plan_call
 from lookup.accounts import Account
 from lookup.conn import Conn
 from lookup.employees import active_extensions
@@ -30,7 +35,7 @@ from lookup.sql_lookup import decide_sql
 __all__ = ["CallChange", "ReplayReport", "describe", "replay"]
 
 _BATCH = 500
-_COUNTED = ("pending", "done", "dry_run")  # what the call did, or will do
+_STATE_MARK = {"pending": " [pending]", "failed": " [failed]", "dry_run": " [dry_run]"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +45,34 @@ class CallChange:
     started_at: int | None
     direction: str
     answered: bool
-    done: tuple[str, ...]
+    done: tuple[str, ...]  # what the call's actions were, marked when not done
     would: tuple[str, ...]
+    responsible_done: str | None  # whom the number's client was given (None: nobody)
+    responsible_would: str | None
 
 
 @dataclass(slots=True)
 class ReplayReport:
     calls: int = 0
+    unreadable: int = 0  # journaled entries no call model can be made of
     changes: list[CallChange] = field(default_factory=list)
     done: Counter[str] = field(default_factory=Counter)
     would: Counter[str] = field(default_factory=Counter)
+    not_done: Counter[str] = field(default_factory=Counter)  # of ``done``: failed, pending
+    responsibles: int = 0  # calls whose client would have been given another responsible
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "calls": self.calls, "changed": len(self.changes),
+            "calls": self.calls, "unreadable": self.unreadable, "changed": len(self.changes),
             "totals": {k: {"done": self.done[k], "would": self.would[k]}
                        for k in sorted(set(self.done) | set(self.would))},
+            "not_done": dict(sorted(self.not_done.items())),
+            "responsibles_changed": self.responsibles,
             "changes": [{"entry_id": c.entry_id, "number": c.number,
                          "started_at": c.started_at, "direction": c.direction,
                          "answered": c.answered, "done": list(c.done),
-                         "would": list(c.would)} for c in self.changes],
+                         "would": list(c.would), "responsible_done": c.responsible_done,
+                         "responsible_would": c.responsible_would} for c in self.changes],
         }
 
 
@@ -82,50 +95,86 @@ def _kinds(described: Iterable[str]) -> Counter[str]:
     return Counter(d.split(" ", 1)[0] for d in described)
 
 
+def _responsible(actions: Iterable[tuple[str, Mapping[str, Any]]]) -> str | None:
+    """Whom the number's client is given by these actions: the transfer's responsible
+    over the creation's."""
+    given: dict[str, str | None] = {}
+    for action, payload in actions:
+        if action in (CREATE_CLIENT, SET_RESPONSIBLE):
+            given[action] = payload.get("responsible_id")
+    return given.get(SET_RESPONSIBLE) or given.get(CREATE_CLIENT)
+
+
+def _after(party: Party, plans: Sequence[Plan], entry_id: str) -> Party:
+    """Who the number is for its next call, had these plans been carried out."""
+    responsible = _responsible((p.action, p.payload) for p in plans)
+    if party.is_new:
+        if responsible is None and not any(p.action == CREATE_CLIENT for p in plans):
+            return party  # still nobody's
+        return Party(client_id=f"(made by {entry_id})", responsible_id=responsible)
+    return Party(client_id=party.client_id, responsible_id=responsible or party.responsible_id)
+
+
 async def replay(con: Conn, account: Account, other: Settings, *,
                  since: datetime, now: float) -> ReplayReport:
     report = ReplayReport()
     entries = await entries_since(con, account.id, since)
+    order = {entry_id: n for n, entry_id in enumerate(entries)}
     employees = await active_extensions(con, account.id)
+    chain: dict[int, Party] = {}  # each number as the replayed settings left it
     for start in range(0, len(entries), _BATCH):
         batch = entries[start:start + _BATCH]
         journal = await entry_events(con, account.id, batch)
         actual = await actions_for_entries(con, account.id, batch)
         for entry_id in batch:
-            events = journal[entry_id]
-            if not events:
+            try:
+                call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
+                                               received_at=e.received_at)
+                                  for e in journal[entry_id])
+            except ValueError:  # nothing a call can be made of (as the engine skips it)
+                report.unreadable += 1
                 continue
-            call = build_call(JournalEvent(kind=e.kind, payload=e.payload,
-                                           received_at=e.received_at) for e in events)
             report.calls += 1
-            done = tuple(sorted({describe(a["action"], a["payload"])
-                                 for a in actual[entry_id] if a["state"] in _COUNTED}))
-            would: tuple[str, ...] = ()
+            real = actual[entry_id]
+            planned = {describe(a["action"], a["payload"]): a["state"] for a in real}
+            done = tuple(sorted(d + _STATE_MARK.get(state, "") for d, state in planned.items()))
+            would_plans: list[Plan] = []
             key = phone_key(call.number or "", account.settings.default_region)
             if call.direction in ("in", "out") and key is not None:
-                party = await _party_then(con, account.id, key, entry_id, call.started_at,
-                                          actual[entry_id])
-                plans = plan_call(call, other, party, employees, phone_key=key,
-                                  final=call.is_final(now))
-                would = tuple(sorted({describe(p.action, p.payload) for p in plans}))
-            report.done.update(_kinds(done))
+                party = chain.get(key)
+                if party is None:
+                    party = await _party_then(con, account.id, key, entry_id, order, real)
+                would_plans = plan_call(call, other, party, employees, phone_key=key,
+                                        final=call.is_final(now))
+                chain[key] = _after(party, would_plans, entry_id)
+            would = tuple(sorted({describe(p.action, p.payload) for p in would_plans}))
+            report.done.update(_kinds(planned))
+            report.not_done.update(state for state in planned.values() if state != "done")
             report.would.update(_kinds(would))
-            if done != would:
+            responsible_done = _responsible((a["action"], a["payload"]) for a in real)
+            responsible_would = _responsible((p.action, p.payload) for p in would_plans)
+            if responsible_done != responsible_would:
+                report.responsibles += 1
+            if set(planned) != set(would):
                 report.changes.append(CallChange(
                     entry_id=entry_id, number=call.number or "", started_at=call.started_at,
-                    direction=call.direction, answered=call.answered, done=done, would=would))
+                    direction=call.direction, answered=call.answered, done=done, would=would,
+                    responsible_done=responsible_done, responsible_would=responsible_would))
     return report
 
 
 async def _party_then(con: Conn, account_id: int, key: int, entry_id: str,
-                      started_at: int | None, actions: Sequence[Mapping[str, Any]]) -> Party:
+                      order: Mapping[str, int], actions: Sequence[Mapping[str, Any]]) -> Party:
+    """Who the number was when the window's first call of it began, as it happened."""
     if any(a["action"] == CREATE_CLIENT for a in actions):
         return Party()  # the number was new: this call made its client
     made = await number_created(con, account_id, key)
-    if made is not None and started_at is not None and made[1].timestamp() > started_at \
-            and made[0] != entry_id:
-        return Party()  # its client was made by a later call
+    if made is not None and order.get(made[0], -1) > order[entry_id]:
+        return Party()  # its client was made by a later call of the window
     decision = await decide_sql(con, account_id, key)
-    if decision.client_id is None:
-        return Party()
+    named = next((a["payload"]["client_id"] for a in actions
+                  if isinstance(a["payload"].get("client_id"), str)), None)
+    if decision.client_id is None or (named is not None and named != decision.client_id):
+        # dropped since, or another client has the number now: the one the call had
+        return Party() if named is None else Party(client_id=named)
     return Party(client_id=decision.client_id, responsible_id=decision.employee_id)

@@ -101,6 +101,12 @@ def _text(report: ReplayReport, account: str, since: datetime) -> str:
     lines.append("\n  totals            done   would")
     for kind in kinds or ["(none)"]:
         lines.append(f"  {kind:<16}{report.done[kind]:>6}{report.would[kind]:>8}")
+    lines.append(f"  calls whose client would have another responsible: {report.responsibles}")
+    if report.not_done:
+        lines.append("  of the actions done, not (yet) in the CRM: " + ", ".join(
+            f"{n} {state}" for state, n in sorted(report.not_done.items())))
+    if report.unreadable:
+        lines.append(f"  journal entries no call could be made of (skipped): {report.unreadable}")
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ async def entries_since(con: Conn | asyncpg.Pool, account_id: int, since: dateti
     """The calls whose first notification came at or after ``since``, oldest first."""
     rows = await con.fetch(
         """SELECT entry_id FROM call_events
-           WHERE account_id = $1 AND entry_id IS NOT NULL
+           WHERE account_id = $1 AND entry_id IS NOT NULL AND entry_id <> ''
            GROUP BY entry_id HAVING min(received_at) >= $2
            ORDER BY min(received_at)""", account_id, since)
     return [r["entry_id"] for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -79,3 +80,92 @@ async def test_replay_refuses_settings_that_put_would_refuse(crm: Crm, tmp_path:
     code, _, err = await _replay(crm, tmp_path, {"no_such_setting": 1})
     assert code == 2
     assert "no_such_setting" in err
+
+
+CHAINED = "79990005566"
+
+
+async def _three_calls(crm: Crm, settled: tuple[int, int, int]) -> None:
+    """The same new number calls three times, answered at the first extension."""
+    for n, count in enumerate(settled, start=1):
+        w = EntryWriter(f"chain-{n}", start=int(time.time()))  # as the PBX stamps them
+        calls.answered(w, CHAINED, LINE, [crm.ext(0)])
+        await crm.play(w.events)
+        if count:
+            await crm.settled(w.entry_id, count)
+    await asyncio.sleep(0.3)
+
+
+async def test_replay_makes_the_client_a_first_call_would_have_created_known_to_the_next(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(accepted_incoming="nothing")
+    await _three_calls(crm, (0, 0, 0))
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
+    assert code == 0, err
+    report = orjson.loads(out)
+    changes = {c["entry_id"]: c["would"] for c in report["changes"]}
+    assert changes == {
+        "chain-1": [f"create_client (responsible {crm.employee(0)})", "record_call (in)"],
+        "chain-2": ["record_call (in)"], "chain-3": ["record_call (in)"]}
+    assert report["totals"]["create_client"] == {"done": 0, "would": 1}
+    assert report["totals"]["record_call"] == {"done": 0, "would": 3}
+    assert report["responsibles_changed"] == 1
+
+
+async def test_replay_leaves_a_number_new_when_its_first_call_would_not_have_made_a_client(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    await _three_calls(crm, (2, 1, 1))
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "nothing"}, "--json")
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert {c["entry_id"]: c["would"] for c in report["changes"]} == {
+        "chain-1": [], "chain-2": [], "chain-3": []}
+    assert report["totals"]["create_client"] == {"done": 1, "would": 0}
+    assert report["totals"]["record_call"] == {"done": 3, "would": 0}
+
+
+async def test_replay_marks_actions_that_failed_and_does_not_count_them_as_changes(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    await _three_calls(crm, (2, 1, 1))
+    await crm.db.execute("UPDATE crm_actions SET state = 'failed', last_error = 'refused'"
+                         " WHERE entry_id = 'chain-2'")
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert report["changes"] == []  # what the rules planned is the same; the CRM refused it
+    assert report["not_done"] == {"failed": 1}
+    code, out, _ = await _replay(crm, tmp_path, {"accepted_incoming": "nothing"})
+    assert code == 0
+    assert "done:  record_call (in) [failed]" in out
+    assert "not (yet) in the CRM: 1 failed" in out
+
+
+async def test_replay_skips_a_notification_journaled_with_an_empty_entry_id(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    w = EntryWriter("")
+    calls.answered(w, CHAINED, LINE, [crm.ext(0)])
+    await crm.play(e for e in w.events if e.kind == "summary")
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
+    assert code == 0, err
+    assert orjson.loads(out)["calls"] == 0
+
+
+async def test_replay_keeps_a_client_dropped_since_the_call_as_the_callers_client(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(accepted_incoming="client")
+    client, phone = known_client(crm)
+    w = EntryWriter("dropped-since", start=int(time.time()))
+    calls.answered(w, phone, LINE, [crm.ext(2)])
+    await crm.play(w.events)
+    await crm.settled(w.entry_id, 1)
+    await crm.db.execute("UPDATE clients SET dropped = true WHERE crm_id = $1", client)
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
+    assert code == 0, err
+    assert orjson.loads(out)["changes"] == []  # not a new number that would make a client
