@@ -27,10 +27,10 @@ from lookup.accounts import Account
 from lookup.conn import Conn
 from lookup.employees import active_extensions
 from lookup.journal import entries_since, entry_events
-from lookup.outbox import actions_for_entries, number_created
+from lookup.outbox import actions_for_entries, new_number_action, number_created
 from lookup.phones import phone_key
 from lookup.settings import Settings
-from lookup.sql_lookup import decide_sql
+from lookup.sql_lookup import decide_sql, decide_sql_for_client
 
 __all__ = ["CallChange", "ReplayReport", "describe", "replay"]
 
@@ -47,7 +47,7 @@ class CallChange:
     answered: bool
     done: tuple[str, ...]  # what the call's actions were, marked when not done
     would: tuple[str, ...]
-    responsible_done: str | None  # whom the number's client was given (None: nobody)
+    responsible_done: str | None  # whom this call gave the number's client (None: nobody)
     responsible_would: str | None
 
 
@@ -59,7 +59,7 @@ class ReplayReport:
     done: Counter[str] = field(default_factory=Counter)
     would: Counter[str] = field(default_factory=Counter)
     not_done: Counter[str] = field(default_factory=Counter)  # of ``done``: failed, pending
-    responsibles: int = 0  # calls whose client would have been given another responsible
+    responsibles: int = 0  # numbers whose client would end the window with another one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,8 +105,11 @@ def _responsible(actions: Iterable[tuple[str, Mapping[str, Any]]]) -> str | None
     return given.get(SET_RESPONSIBLE) or given.get(CREATE_CLIENT)
 
 
-def _after(party: Party, plans: Sequence[Plan], entry_id: str) -> Party:
-    """Who the number is for its next call, had these plans been carried out."""
+def _after(party: Party, plans: Sequence[Plan], entry_id: str, *, dry_run: bool) -> Party:
+    """Who the number is for its next call, had these plans been carried out (in a dry
+    run nothing is, and the engine treats the number as it was)."""
+    if dry_run:
+        return party
     responsible = _responsible((p.action, p.payload) for p in plans)
     if party.is_new:
         if responsible is None and not any(p.action == CREATE_CLIENT for p in plans):
@@ -122,6 +125,7 @@ async def replay(con: Conn, account: Account, other: Settings, *,
     order = {entry_id: n for n, entry_id in enumerate(entries)}
     employees = await active_extensions(con, account.id)
     chain: dict[int, Party] = {}  # each number as the replayed settings left it
+    given: dict[int, tuple[str | None, str | None]] = {}  # its responsible: done, would
     for start in range(0, len(entries), _BATCH):
         batch = entries[start:start + _BATCH]
         journal = await entry_events(con, account.id, batch)
@@ -136,8 +140,9 @@ async def replay(con: Conn, account: Account, other: Settings, *,
                 continue
             report.calls += 1
             real = actual[entry_id]
-            planned = {describe(a["action"], a["payload"]): a["state"] for a in real}
-            done = tuple(sorted(d + _STATE_MARK.get(state, "") for d, state in planned.items()))
+            planned = {describe(a["action"], a["payload"]) for a in real}
+            done = tuple(sorted(describe(a["action"], a["payload"])
+                                + _STATE_MARK.get(a["state"], "") for a in real))
             would_plans: list[Plan] = []
             key = phone_key(call.number or "", account.settings.default_region)
             if call.direction in ("in", "out") and key is not None:
@@ -146,20 +151,23 @@ async def replay(con: Conn, account: Account, other: Settings, *,
                     party = await _party_then(con, account.id, key, entry_id, order, real)
                 would_plans = plan_call(call, other, party, employees, phone_key=key,
                                         final=call.is_final(now))
-                chain[key] = _after(party, would_plans, entry_id)
+                chain[key] = _after(party, would_plans, entry_id, dry_run=other.dry_run)
             would = tuple(sorted({describe(p.action, p.payload) for p in would_plans}))
             report.done.update(_kinds(planned))
-            report.not_done.update(state for state in planned.values() if state != "done")
+            report.not_done.update(a["state"] for a in real if a["state"] != "done")
             report.would.update(_kinds(would))
-            responsible_done = _responsible((a["action"], a["payload"]) for a in real)
+            responsible_done = _responsible((a["action"], a["payload"]) for a in real
+                                            if a["state"] != "failed")
             responsible_would = _responsible((p.action, p.payload) for p in would_plans)
-            if responsible_done != responsible_would:
-                report.responsibles += 1
-            if set(planned) != set(would):
+            if key is not None and (responsible_done or responsible_would):
+                before = given.get(key, (None, None))
+                given[key] = (responsible_done or before[0], responsible_would or before[1])
+            if planned != set(would):
                 report.changes.append(CallChange(
                     entry_id=entry_id, number=call.number or "", started_at=call.started_at,
                     direction=call.direction, answered=call.answered, done=done, would=would,
                     responsible_done=responsible_done, responsible_would=responsible_would))
+    report.responsibles = sum(1 for done_to, would_to in given.values() if done_to != would_to)
     return report
 
 
@@ -171,10 +179,16 @@ async def _party_then(con: Conn, account_id: int, key: int, entry_id: str,
     made = await number_created(con, account_id, key)
     if made is not None and order.get(made[0], -1) > order[entry_id]:
         return Party()  # its client was made by a later call of the window
-    decision = await decide_sql(con, account_id, key)
     named = next((a["payload"]["client_id"] for a in actions
                   if isinstance(a["payload"].get("client_id"), str)), None)
-    if decision.client_id is None or (named is not None and named != decision.client_id):
-        # dropped since, or another client has the number now: the one the call had
-        return Party() if named is None else Party(client_id=named)
-    return Party(client_id=decision.client_id, responsible_id=decision.employee_id)
+    if named is not None:  # the client the call had (dropped since, or not the number's now)
+        decision = await decide_sql_for_client(con, account_id, key, named)
+        return Party(client_id=named, responsible_id=decision.employee_id)
+    decision = await decide_sql(con, account_id, key)
+    if decision.client_id is not None:
+        return Party(client_id=decision.client_id, responsible_id=decision.employee_id)
+    pending = await new_number_action(con, account_id, key)
+    if pending is not None and pending[1] != entry_id:  # another call's client, on its way
+        return Party(pending_action=pending[0],
+                     pending_responsible=pending[2].get("responsible_id"))
+    return Party()

@@ -101,7 +101,8 @@ def _text(report: ReplayReport, account: str, since: datetime) -> str:
     lines.append("\n  totals            done   would")
     for kind in kinds or ["(none)"]:
         lines.append(f"  {kind:<16}{report.done[kind]:>6}{report.would[kind]:>8}")
-    lines.append(f"  calls whose client would have another responsible: {report.responsibles}")
+    lines.append(f"  numbers whose client would end with another responsible: "
+                 f"{report.responsibles}")
     if report.not_done:
         lines.append("  of the actions done, not (yet) in the CRM: " + ", ".join(
             f"{n} {state}" for state, n in sorted(report.not_done.items())))

@@ -13,7 +13,7 @@ from collections.abc import Container
 from lookup.conn import Conn
 from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client, decide_passing_busy
 
-__all__ = ["decide_sql"]
+__all__ = ["decide_sql", "decide_sql_for_client"]
 
 _QUERY = """
 WITH first_client AS (
@@ -46,3 +46,29 @@ async def decide_sql(con: Conn, account_id: int, key: int,
         return decide_passing_busy(number, rows[0]["client_id"], employees,
                                    range(len(employees)), 0, None, busy)
     return decide_for_client(number, rows[0]["client_id"], employees, range(len(employees)))
+
+
+_CLIENT_QUERY = """
+SELECT c.crm_id AS client_id, e.crm_id AS employee_id, e.extension, e.active
+FROM clients c
+LEFT JOIN client_responsibles r ON r.client_uid = c.uid AND r.kind = 'employee'
+LEFT JOIN employees e ON e.account_id = $1 AND e.crm_id = r.ref_id
+WHERE c.account_id = $1 AND c.crm_id = $2
+ORDER BY r.position
+"""
+
+
+async def decide_sql_for_client(con: Conn, account_id: int, key: int, client_id: str
+                                ) -> Decision:
+    """The decision for one client by its CRM id, dropped or not (replay: the client a
+    past call had, which the number may no longer lead to)."""
+    rows = await con.fetch(_CLIENT_QUERY, account_id, client_id)
+    number = str(key)
+    if not rows:
+        return Decision(number, NO_CLIENT)
+    employees = [
+        EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
+        if r["employee_id"] is not None else None
+        for r in rows
+    ]
+    return decide_for_client(number, client_id, employees, range(len(employees)))

@@ -13,7 +13,7 @@ import orjson
 from tests.automation import calls
 from tests.automation.calls import EntryWriter
 from tests.automation.conftest import Crm
-from tests.automation.test_engine import DEAL, LINE, NEW, known_client
+from tests.automation.test_engine import DEAL, LINE, MISSED_DEAL, NEW, known_client
 from tests.cli.test_main import ENV
 
 OTHER_NEW = "79990003344"
@@ -153,7 +153,8 @@ async def test_replay_skips_a_notification_journaled_with_an_empty_entry_id(
     await crm.play(e for e in w.events if e.kind == "summary")
     code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
     assert code == 0, err
-    assert orjson.loads(out)["calls"] == 0
+    report = orjson.loads(out)
+    assert (report["calls"], report["unreadable"]) == (0, 0)  # not even looked at
 
 
 async def test_replay_keeps_a_client_dropped_since_the_call_as_the_callers_client(
@@ -169,3 +170,31 @@ async def test_replay_keeps_a_client_dropped_since_the_call_as_the_callers_clien
     code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
     assert code == 0, err
     assert orjson.loads(out)["changes"] == []  # not a new number that would make a client
+
+
+async def test_replay_in_a_dry_run_leaves_every_call_of_a_new_number_new(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(accepted_incoming="client", dry_run=True)
+    await _three_calls(crm, (2, 2, 2))  # nothing is made, so each call plans a client
+    code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert report["changes"] == []
+    assert report["not_done"] == {"dry_run": 6}
+
+
+async def test_replay_gives_a_client_dropped_since_its_responsible_as_the_deals_manager(
+    crm: Crm, tmp_path: Path,
+) -> None:
+    await crm.settings(repeat_calls="always_deal", accepted_deal=DEAL, missed_deal=MISSED_DEAL)
+    client, phone = known_client(crm)
+    w = EntryWriter("missed-dropped", start=int(time.time()))
+    calls.offered_and_missed(w, phone, LINE, [crm.ext(2)])
+    await crm.play(w.events)
+    done = await crm.settled(w.entry_id, 2)
+    assert {a["action"] for a in done} == {"create_deal", "record_call"}
+    await crm.db.execute("UPDATE clients SET dropped = true WHERE crm_id = $1", client)
+    code, out, err = await _replay(crm, tmp_path, {"repeat_calls": "always_deal"}, "--json")
+    assert code == 0, err
+    assert orjson.loads(out)["changes"] == []  # the deal's manager: the client's responsible
