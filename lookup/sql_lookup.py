@@ -8,7 +8,9 @@ function the index uses (``lookup.rules``).
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
+
+import asyncpg
 
 from lookup.conn import Conn
 from lookup.rules import NO_CLIENT, Decision, EmployeeRef, decide_for_client, decide_passing_busy
@@ -37,11 +39,7 @@ async def decide_sql(con: Conn, account_id: int, key: int,
     number = str(key)
     if not rows:
         return Decision(number, NO_CLIENT)
-    employees = [
-        EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
-        if r["employee_id"] is not None else None
-        for r in rows
-    ]
+    employees = _responsibles(rows)
     if busy:
         return decide_passing_busy(number, rows[0]["client_id"], employees,
                                    range(len(employees)), 0, None, busy)
@@ -63,12 +61,13 @@ async def decide_sql_for_client(con: Conn, account_id: int, key: int, client_id:
     """The decision for one client by its CRM id, dropped or not (replay: the client a
     past call had, which the number may no longer lead to)."""
     rows = await con.fetch(_CLIENT_QUERY, account_id, client_id)
-    number = str(key)
     if not rows:
-        return Decision(number, NO_CLIENT)
-    employees = [
-        EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
-        if r["employee_id"] is not None else None
-        for r in rows
-    ]
-    return decide_for_client(number, client_id, employees, range(len(employees)))
+        return Decision(str(key), NO_CLIENT)
+    employees = _responsibles(rows)
+    return decide_for_client(str(key), client_id, employees, range(len(employees)))
+
+
+def _responsibles(rows: Sequence[asyncpg.Record]) -> list[EmployeeRef | None]:
+    """The client's responsibles in order (None: one that is not a known employee)."""
+    return [EmployeeRef(r["employee_id"], r["extension"] or None, r["active"])
+            if r["employee_id"] is not None else None for r in rows]
