@@ -127,10 +127,19 @@ def parse_call(body: dict[str, Any]) -> CallEvent:
     return CallEvent(body)
 
 
+def _entry(body: Mapping[str, Any]) -> str:
+    """The call the notification is of: an empty id would be no call's (the journal kept
+    it, and nothing could ever find or plan it)."""
+    entry = _str(body, "entry_id", "", required=True)
+    if not entry:
+        raise BadRequest("entry_id must not be empty")
+    return entry
+
+
 def check_fields(kind: str, body: dict[str, Any]) -> tuple[str | None, str | None]:
     """Check the body of a non-call notification; return its (entry_id, command_id)."""
     if kind == "summary":
-        entry = _str(body, "entry_id", "", required=True)
+        entry = _entry(body)
         _str(body, "line_number", "")
         for key in _SUMMARY_INTS:  # inlined: _int is called only to refuse
             number = body.get(key)
@@ -141,7 +150,7 @@ def check_fields(kind: str, body: dict[str, Any]) -> tuple[str | None, str | Non
         _party(body, "to", "to.")
         return entry, None
     if kind in ("recording", "dtmf"):
-        return _str(body, "entry_id", "", required=True), None
+        return _entry(body), None
     if kind == "result":
         command = _str(body, "command_id", "", required=True)
         _int(body, "result", required=True)

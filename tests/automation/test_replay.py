@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from lookup.journal import JournalEntry, write_journal
 from tests.automation import calls
 from tests.automation.calls import EntryWriter
 from tests.automation.conftest import Crm
@@ -150,7 +151,13 @@ async def test_replay_skips_a_notification_journaled_with_an_empty_entry_id(
 ) -> None:
     w = EntryWriter("")
     calls.answered(w, CHAINED, LINE, [crm.ext(0)])
-    await crm.play(e for e in w.events if e.kind == "summary")
+    summary = next(e for e in w.events if e.kind == "summary")
+    status, text = await crm.svc.event("events/summary", dict(summary.payload))
+    assert (status, orjson.loads(text)["error"]) == (400, "entry_id must not be empty")
+    # journaled before the webhook refused it
+    account_id = await crm.db.fetchval("SELECT id FROM accounts WHERE name = 'default'")
+    await write_journal(crm.db, [JournalEntry(account_id, "summary", "", None, None, None, None,
+                                              orjson.dumps(summary.payload).decode())])
     code, out, err = await _replay(crm, tmp_path, {"accepted_incoming": "client"}, "--json")
     assert code == 0, err
     report = orjson.loads(out)

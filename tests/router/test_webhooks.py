@@ -224,6 +224,9 @@ WRONGLY_TYPED_OTHER: list[tuple[str, dict[str, Any], str, Any, str]] = [
      "command_id must be a string"),
     ("events/recording", {"recording_id": "r1"}, "entry_id", 5, "entry_id must be a string"),
     ("events/dtmf", {"dtmf": "1"}, "entry_id", 5, "entry_id must be a string"),
+    ("events/summary", {"entry_id": "e1"}, "entry_id", "", "entry_id must not be empty"),
+    ("events/recording", {"recording_id": "r1"}, "entry_id", "", "entry_id must not be empty"),
+    ("events/dtmf", {"dtmf": "1"}, "entry_id", "", "entry_id must not be empty"),
 ]
 
 
