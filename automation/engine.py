@@ -569,7 +569,8 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
                                       final=final)
                     if any(p.follows_record for p in plans):  # waits on its first record
                         async with con.transaction():
-                            await _store(con, account, entry_id, key, party, plans, metrics)
+                            stored = await _store(con, account, entry_id, key, party, plans)
+                        _count_planned(metrics, account, stored)
                     else:
                         known_plans.extend(
                             NewAction(entry_id=entry_id, action=p.action, subject=p.subject,
@@ -618,14 +619,25 @@ async def _plan_new(con: Conn, account: Account, call: CallModel, key: int,
             else:
                 party = Party()
         plans = plan_call(call, account.settings, party, employees, phone_key=key, final=final)
-        await _store(con, account, call.entry_id, key, party, plans, metrics)
+        stored = await _store(con, account, call.entry_id, key, party, plans)
+    _count_planned(metrics, account, stored)  # once committed: a rolled back one is planned again
+
+
+def _count_planned(metrics: AutomationMetrics | None, account: Account,
+                   actions: Iterable[str]) -> None:
+    if metrics is not None:
+        for action in actions:
+            metrics.planned.labels(account.name, action).inc()
 
 
 async def _store(con: Conn, account: Account, entry_id: str, key: int, party: Party,
-                 plans: Iterable[Plan], metrics: AutomationMetrics | None) -> None:
+                 plans: Iterable[Plan]) -> list[str]:
+    """The plans into the outbox (in the caller's transaction); the kinds of the actions
+    new there."""
     dry_run = account.settings.dry_run
     created: int | None = None
     recorded: int | None = None
+    stored: list[str] = []
     for p in plans:
         if p.follows_record:
             depends_on = recorded
@@ -642,5 +654,6 @@ async def _store(con: Conn, account: Account, entry_id: str, key: int, party: Pa
                 await remember_new_number(con, account.id, key, action_id)
         elif p.action == RECORD_CALL and not p.follows_record:
             recorded = action_id
-        if new and metrics is not None:
-            metrics.planned.labels(account.name, p.action).inc()
+        if new:
+            stored.append(p.action)
+    return stored

@@ -573,3 +573,30 @@ async def test_a_call_whose_disconnected_and_summary_are_lost_is_ended_at_the_ca
     assert await _plan_at(crm, "lost-end", OPEN_SILENCE) == ["lost-end"]
     actions = await crm.settled("lost-end", 2)
     assert [a["action"] for a in actions] == ["create_client", "record_call"]
+
+
+async def test_a_plan_whose_transaction_rolled_back_is_counted_once_when_it_is_planned_again(
+    crm: Crm,
+) -> None:
+    await crm.settings(accepted_incoming="client_and_deal", accepted_deal=DEAL)
+    # the database refuses the first deal planned: the client planned with it rolls back
+    await crm.db.execute("""
+        CREATE SEQUENCE refuse_once;  -- not rolled back with the refused transaction
+        CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.action = 'create_deal' AND nextval('refuse_once') = 1 THEN
+                RAISE EXCEPTION 'refused once';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_once BEFORE INSERT ON crm_actions
+            FOR EACH ROW EXECUTE FUNCTION refuse_once();""")
+    w = EntryWriter("rolled-back")
+    calls.answered(w, NEW, LINE, [crm.ext(0)])
+    await crm.play(w.events)
+    await crm.settled("rolled-back", 3, within=30)
+    assert await crm.db.fetchval("SELECT last_value FROM refuse_once") >= 2  # refused, then not
+    text = await (await crm.svc.client.get("/metrics")).text()
+    for kind in ("create_client", "create_deal", "record_call"):
+        assert (f'mango_router_crm_actions_planned_total{{account="default",kind="{kind}"}} 1.0'
+                in text), kind
