@@ -82,19 +82,23 @@ async def plan(con: Conn, account_id: int, action: NewAction) -> tuple[int, bool
     """Insert the action unless the call already has it: (its id, whether it is new).
 
     One that waits for an action backed off is due with it (not one claimed now: its
-    end makes its dependents due, and one planned meanwhile would miss that)."""
+    end makes its dependents due, and one planned meanwhile would miss that). One that
+    waits for a dry run's action is a dry run too (``dry_run`` was turned off during
+    the call: the client it would go on was never made, so it is not a failure)."""
     found: int | None = await con.fetchval(
         """INSERT INTO crm_actions (account_id, entry_id, action, subject, payload, depends_on,
                                     state, due_at)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7,
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6,
+                   CASE WHEN $7 OR EXISTS (SELECT 1 FROM crm_actions
+                                           WHERE id = $6 AND state = 'dry_run')
+                        THEN 'dry_run' ELSE 'pending' END,
                    greatest(now(), (SELECT due_at FROM crm_actions
                                     WHERE id = $6 AND state = 'pending'
                                       AND leased_at IS NULL)))
            ON CONFLICT (account_id, entry_id, action, subject) DO NOTHING
            RETURNING id""",
         account_id, action.entry_id, action.action, action.subject,
-        orjson.dumps(action.payload).decode(), action.depends_on,
-        "dry_run" if action.dry_run else "pending")
+        orjson.dumps(action.payload).decode(), action.depends_on, action.dry_run)
     if found is not None:
         return found, True
     found = await con.fetchval(

@@ -324,6 +324,26 @@ async def test_dry_run_plans_and_records_every_action_and_writes_nothing(crm: Cr
     assert crm.mp.call_infos == {}
 
 
+async def test_dry_run_turned_off_during_a_call_keeps_its_later_actions_dry_not_failed(
+    crm: Crm,
+) -> None:
+    await crm.settings(accepted_incoming="client", dry_run=True)
+    w = EntryWriter("dry-then-live")
+    calls.answered(w, NEW, LINE, [crm.ext(0)])
+    cut = until_answered(w.events)
+    await crm.play(w.events[:cut])
+    assert [(a["action"], a["state"]) for a in await crm.settled("dry-then-live", 1)] == [
+        ("create_client", "dry_run")]
+    await crm.settings(dry_run=False)
+    await asyncio.sleep(2.0)  # every replica's copy of the settings (within a second)
+    await crm.play(w.events[cut:])
+    actions = await crm.settled("dry-then-live", 2)
+    # the client was never made, so its call is not recorded on it; nor is that a failure
+    assert [(a["action"], a["state"]) for a in actions] == [
+        ("create_client", "dry_run"), ("record_call", "dry_run")]
+    assert crm.mp.writes == []
+
+
 # --- exactly once ------------------------------------------------------------------------------
 async def test_the_same_new_number_calling_20_times_at_once_on_two_replicas_makes_one_client(
     crm_factory: CrmFactory,
