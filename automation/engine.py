@@ -587,9 +587,7 @@ async def plan_entries(pool: asyncpg.Pool, account: Account, entries: Sequence[s
             if final:
                 ended.append(entry_id)
         if known_plans:
-            for action in await plan_many(con, account.id, known_plans):
-                if metrics is not None:
-                    metrics.planned.labels(account.name, action).inc()
+            _count_planned(metrics, account, await plan_many(con, account.id, known_plans))
     return ended
 
 
@@ -625,6 +623,7 @@ async def _plan_new(con: Conn, account: Account, call: CallModel, key: int,
 
 def _count_planned(metrics: AutomationMetrics | None, account: Account,
                    actions: Iterable[str]) -> None:
+    """Actions new in the outbox, counted once their statement or transaction committed."""
     if metrics is not None:
         for action in actions:
             metrics.planned.labels(account.name, action).inc()

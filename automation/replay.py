@@ -111,10 +111,9 @@ def _after(party: Party, plans: Sequence[Plan], entry_id: str, *, dry_run: bool)
     if dry_run:
         return party
     responsible = _responsible((p.action, p.payload) for p in plans)
-    if party.is_new:
-        if responsible is None and not any(p.action == CREATE_CLIENT for p in plans):
-            return party  # still nobody's
-        return Party(client_id=f"(made by {entry_id})", responsible_id=responsible)
+    if party.is_new:  # a client is made with its responsible, or the number stays new
+        return party if responsible is None else Party(client_id=f"(made by {entry_id})",
+                                                       responsible_id=responsible)
     return Party(client_id=party.client_id, responsible_id=responsible or party.responsible_id)
 
 
