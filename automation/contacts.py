@@ -209,7 +209,8 @@ class LastContacts:
         next_full = time.monotonic() + _SWEEP_ALL_EVERY_S
         while True:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _TICK_S)
+                async with asyncio.timeout(_TICK_S):
+                    await self._wake.wait()
             if self._wake.is_set():
                 self._wake.clear()
                 await asyncio.sleep(_BATCH_WAIT_S)

@@ -312,7 +312,8 @@ class CallAutomation:
         next_sweep = time.monotonic() + _SWEEP_S
         while True:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _SWEEP_S)
+                async with asyncio.timeout(_SWEEP_S):
+                    await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(_BATCH_WAIT_S)
             if time.monotonic() >= next_sweep:

@@ -89,7 +89,8 @@ async def _watch(con: asyncpg.Connection, lost: asyncio.Event) -> None:
     """Until the connection is lost; a quiet one is pinged."""
     while True:
         with suppress(TimeoutError):
-            await asyncio.wait_for(lost.wait(), _PING_SECONDS)
+            async with asyncio.timeout(_PING_SECONDS):
+                await lost.wait()
         if lost.is_set():
             raise asyncpg.InterfaceError("listening connection closed")
         await con.execute("SELECT 1", timeout=_PING_SECONDS)

@@ -78,7 +78,8 @@ class PbxState:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._route_waiters.append(fut)
             with suppress(TimeoutError):
-                await asyncio.wait_for(fut, remaining)
+                async with asyncio.timeout(remaining):
+                    await fut
         return self.routes()
 
     def take(

@@ -161,7 +161,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for each in (claim_pool, write_pool, pool):
         try:
-            await asyncio.wait_for(each.close(), _POOL_CLOSE)
+            async with asyncio.timeout(_POOL_CLOSE):
+                await each.close()
         except TimeoutError:
             logger.warning("database connections still busy at shutdown; terminating them")
             each.terminate()
@@ -196,7 +197,8 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     app[KEEPER] = keeper
     task = asyncio.create_task(keeper.run(), name="index-keeper")
     with suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(keeper.ready.wait()), _READY_WAIT)
+        async with asyncio.timeout(_READY_WAIT):
+            await keeper.ready.wait()
     if not keeper.ready.is_set():
         logger.error("index not loaded yet; serving, /readyz says 503 until it is")
     elif not app[ACCOUNTS].all():
@@ -227,7 +229,8 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(presence.run_expiry(), name="busy-expiry"),
              asyncio.create_task(contacts.run(), name="last-contacts")]
     with suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(listener.ready.wait()), _READY_WAIT)
+        async with asyncio.timeout(_READY_WAIT):
+            await listener.ready.wait()
     if not listener.ready.is_set():
         logger.error("busy legs not loaded yet; routing as if nobody were on a call")
     yield
@@ -270,7 +273,8 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
         with suppress(asyncio.CancelledError):
             await task
     with suppress(Exception):  # what is queued is planned before we go, if the database lets us
-        await asyncio.wait_for(automation.flush(), _DRAIN)
+        async with asyncio.timeout(_DRAIN):
+            await automation.flush()
 
 
 async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -290,11 +294,13 @@ async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
     with suppress(asyncio.CancelledError):
         await task
     try:
-        await asyncio.wait_for(folder.fold(), _DRAIN)
+        async with asyncio.timeout(_DRAIN):
+            await folder.fold()
     except Exception:  # what is left is folded by another replica, or at the next start
         logger.warning("calls not all folded at shutdown", exc_info=True)
     try:
-        await asyncio.wait_for(pool.close(), _POOL_CLOSE)
+        async with asyncio.timeout(_POOL_CLOSE):
+            await pool.close()
     except TimeoutError:
         pool.terminate()
 

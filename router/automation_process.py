@@ -137,9 +137,11 @@ class AutomationProcess:
             for line in _lines(self._take()):
                 writer.write(line)
             writer.write_eof()
-            await asyncio.wait_for(writer.drain(), _STOP_WAIT)
+            async with asyncio.timeout(_STOP_WAIT):
+                await writer.drain()
         try:
-            await asyncio.wait_for(process.wait(), _STOP_WAIT)
+            async with asyncio.timeout(_STOP_WAIT):
+                await process.wait()
         except TimeoutError:
             logger.error("the automation process did not stop in time; killing it",
                          extra={"pid": process.pid})
@@ -273,7 +275,8 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                         from (None if job.cancelled() else job.exception())
         else:  # closed while loading: what was told is planned if the load ends soon
             with suppress(TimeoutError):
-                await asyncio.wait_for(ready, _DRAIN)
+                async with asyncio.timeout(_DRAIN):
+                    await ready
     finally:
         stopping = [ready, reading, *reversed(background)]
         for task in stopping:
@@ -283,12 +286,15 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                 logger.error("automation process: a task failed", exc_info=outcome)
         if keeper.ready.is_set():  # what was told is planned before we go, if we can
             with suppress(Exception):
-                await asyncio.wait_for(automation.flush(), _DRAIN)
+                async with asyncio.timeout(_DRAIN):
+                    await automation.flush()
         with suppress(Exception):
-            await asyncio.wait_for(health.flush(), _NOTES_WAIT)
+            async with asyncio.timeout(_NOTES_WAIT):
+                await health.flush()
         writer.close()
         try:
-            await asyncio.wait_for(pool.close(), _POOL_WAIT)
+            async with asyncio.timeout(_POOL_WAIT):
+                await pool.close()
         except TimeoutError:
             pool.terminate()
 

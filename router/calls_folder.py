@@ -49,7 +49,8 @@ class CallsFolder:
     async def run(self) -> None:
         while True:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _IDLE)
+                async with asyncio.timeout(_IDLE):
+                    await self._wake.wait()
             await asyncio.sleep(_SPACING)
             self._wake.clear()
             try:

@@ -92,7 +92,8 @@ class ReplicaLock:
     async def start(self) -> None:
         """Join the replicas (waiting a bounded time for a solo one to step down)."""
         try:
-            await asyncio.wait_for(self._join(), _JOIN_WAIT)
+            async with asyncio.timeout(_JOIN_WAIT):
+                await self._join()
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("replica lock not taken yet; claiming before every route",
                            extra={"error": repr(exc)})
@@ -147,7 +148,8 @@ class ReplicaLock:
         while True:
             try:
                 if self._con is None or self._con.is_closed():
-                    await asyncio.wait_for(self._join(), _JOIN_WAIT)
+                    async with asyncio.timeout(_JOIN_WAIT):
+                        await self._join()
                 await self._watch()
             except asyncio.CancelledError:
                 raise
@@ -162,7 +164,8 @@ class ReplicaLock:
         assert self._con is not None
         while True:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._heard.wait(), _CHECK)
+                async with asyncio.timeout(_CHECK):
+                    await self._heard.wait()
             joined = self._heard.is_set()
             self._heard.clear()
             if self._exclusive:
@@ -214,6 +217,7 @@ class ReplicaLock:
         con, self._con = self._con, None
         if con is not None and not con.is_closed():
             with suppress(Exception):
-                await asyncio.wait_for(con.close(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await con.close()
             if not con.is_closed():
                 con.terminate()
