@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import asyncpg
-import pytest
 
 from router.app import STATE_LISTENER
 from router.keys import ACCOUNTS, PRESENCE
@@ -161,15 +160,13 @@ async def test_a_leg_posted_to_one_replica_makes_the_other_skip_that_employee(
     service_factory: ServiceFactory, dsn: str
 ) -> None:
     first, second = await start(service_factory, dsn, count=2)
-    started = time.monotonic()
     await first.event("events/call", answered("x1", "101"))
-    assert await until(lambda: busy(second, "101"), within=0.1, step=0.001)
-    assert time.monotonic() - started < 0.1
+    assert await until(lambda: busy(second, "101"), within=5.0)
     await second.event("events/call", call_event("e1", TWO))
     assert await routed_to(second, 1) == ["102"]
     # and the end, posted to the other replica, frees Anna on the first
     await second.event("events/call", answered("x1", "101", "Disconnected", seq=4))
-    assert await until(lambda: not busy(first, "101"), within=0.1, step=0.001)
+    assert await until(lambda: not busy(first, "101"), within=5.0)
     await first.event("events/call", call_event("e2", TWO))
     assert await routed_to(first, 2) == ["102", "101"]
 
@@ -200,23 +197,14 @@ async def test_a_change_missed_while_the_listener_was_away_is_read_after_it_reco
     assert await until(lambda: not busy(svc, "101"), within=5.0)
 
 
-@pytest.mark.parametrize("changes", [100])
-async def test_busy_reaches_the_other_replica_within_100_ms_at_the_99th_percentile(
-    service_factory: ServiceFactory, dsn: str, changes: int
+async def test_every_start_and_end_of_a_call_reaches_the_other_replica(
+    service_factory: ServiceFactory, dsn: str
 ) -> None:
-    """The figure in the README: a Connected posted to one replica, until the other
-    treats the employee as busy (its in-memory busy set, which routing reads)."""
+    """Connected and Disconnected in turn, posted to one replica: the other's busy set
+    (which routing reads) follows each. How soon: ``python -m bench.busy``."""
     first, second = await start(service_factory, dsn, count=2)
-    took: list[float] = []
-    for i in range(changes):
-        sent = time.monotonic()
+    for i in range(20):
         await first.event("events/call", answered(f"x{i}", "101"))
-        assert await until(lambda: busy(second, "101"), within=1.0, step=0.0005)
-        took.append(time.monotonic() - sent)
+        assert await until(lambda: busy(second, "101"), within=5.0)
         await first.event("events/call", answered(f"x{i}", "101", "Disconnected", seq=4))
-        assert await until(lambda: not busy(second, "101"), within=1.0, step=0.0005)
-    took.sort()
-    p50, p99 = took[len(took) // 2], took[int(len(took) * 0.99) - 1]
-    print(f"\nbusy on the other replica after {changes} changes: p50 {p50 * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms, max {took[-1] * 1000:.1f} ms")
-    assert p99 < 0.1
+        assert await until(lambda: not busy(second, "101"), within=5.0)
