@@ -8,6 +8,7 @@ import io
 import itertools
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,7 +44,21 @@ def pg_dsn() -> Iterator[str]:
     if given:
         yield given
         return
-    yield ensure_embedded(Path(tempfile.mkdtemp(prefix="mango-router-test-")), throwaway=True)
+    dsn = ensure_embedded(Path(tempfile.mkdtemp(prefix="mango-router-test-")), throwaway=True)
+    asyncio.run(_no_waiting_for_the_disk(dsn))
+    yield dsn
+
+
+async def _no_waiting_for_the_disk(dsn: str) -> None:
+    """A throwaway server need not survive a crash: commits do not wait for the disk,
+    so a slow flush of the shared CI host does not stall the tests' commits."""
+    con = await asyncpg.connect(dsn)
+    try:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            await con.execute(f"ALTER SYSTEM SET {setting} = off")
+        await con.execute("SELECT pg_reload_conf()")
+    finally:
+        await con.close()
 
 
 def _with_db(dsn: str, name: str) -> str:
@@ -146,6 +161,17 @@ class Service:
 
 
 ServiceFactory = Callable[..., Awaitable[Service]]
+
+
+async def metrics_showing(svc: Service, *lines: str, within: float = 5.0) -> str:
+    """``/metrics`` once it has every line: a route's counters go up when the PBX's
+    answer is read, a moment after the emulator recorded the command."""
+    deadline = time.monotonic() + within
+    while True:
+        text = await (await svc.client.get("/metrics")).text()
+        if all(line in text for line in lines) or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

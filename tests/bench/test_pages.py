@@ -62,7 +62,8 @@ def test_a_tiny_run_prints_the_table_and_writes_its_json(tmp_path: Path) -> None
          "--journal-rounds", "4", "--out", str(tmp_path)],
         capture_output=True, timeout=110, check=False,
         env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    # the budget is the benchmark's verdict (1 when a page is over it), not this test's
+    assert proc.returncode in (0, 1), proc.stderr.decode()[-2000:]
     got = orjson.loads((tmp_path / "pages.json").read_bytes())
     assert got["seeded"]["calls"] == 500
     assert len(got["timings"]) == 10
@@ -73,4 +74,5 @@ def test_a_tiny_run_prints_the_table_and_writes_its_json(tmp_path: Path) -> None
     assert all(t["runs"] == 2 for t in got["http"])
     assert [j["shape"] for j in got["journal"]] == [
         "one event", "10 new calls' first events", "10 whole calls"]
-    assert b"every page within 100 ms at p95" in proc.stdout
+    verdict = b"every page within 100 ms at p95" if proc.returncode == 0 else b"OVER BUDGET: "
+    assert verdict in proc.stdout

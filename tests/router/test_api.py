@@ -11,7 +11,7 @@ import pytest
 
 from lookup.accounts import add_account
 from lookup.settings import Settings
-from tests.conftest import Service, ServiceFactory, call_event, load_records
+from tests.conftest import Service, ServiceFactory, call_event, load_records, metrics_showing
 from tests.router.data import ALL, ROUTED
 
 OPERATOR = {"Authorization": "Bearer operator-token"}
@@ -63,8 +63,8 @@ async def test_health_and_readiness(svc: Service) -> None:
 async def test_metrics_expose_the_documented_names(svc: Service) -> None:
     await svc.event("events/call", call_event("e1", ROUTED))
     await svc.pbx.wait_routes(1)
-    await asyncio.sleep(0.05)
-    text = await (await svc.client.get("/metrics")).text()
+    text = await metrics_showing(
+        svc, 'mango_router_pbx_commands_total{account="default",result="1000"} 1.0')
     assert 'mango_router_decisions_total{account="default",outcome="routed"} 1.0' in text
     assert "mango_router_route_latency_seconds_bucket" in text
     assert 'mango_router_pbx_commands_total{account="default",result="1000"} 1.0' in text
