@@ -55,6 +55,7 @@ from cache.index import IndexRegistry
 from lookup.accounts import Account
 from lookup.calls import calls_with_open_legs
 from lookup.conn import Conn
+from lookup.db import cancel_wins
 from lookup.employees import active_extensions
 from lookup.journal import any_events_between, entry_events, recent_entries
 from lookup.outbox import (
@@ -509,6 +510,7 @@ class CallAutomation:
                             silence=self._silence, indexes=self._indexes,
                             metrics=self._metrics)
                     except Exception as exc:
+                        cancel_wins(exc)
                         logger.warning("automation: cannot plan now; will retry",
                                        exc_info=not isinstance(exc, _DATABASE_ERRORS),
                                        extra={"account": account.name, "error": repr(exc)})

@@ -24,6 +24,7 @@ from cache.accounts import AccountRegistry
 from cache.index import AccountIndex, IndexRegistry
 from cache.loader import build_base, load_employees, refresh
 from lookup.accounts import fetch_accounts
+from lookup.db import cancel_wins
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +113,7 @@ class IndexKeeper:
                 self.ready.set()
                 await self._consume(con, lost)
             except Exception as exc:  # the keeper must outlive any failure: reload after it
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    # cancelled: a rollback on the way out replaced the CancelledError
-                    raise asyncio.CancelledError from exc
+                cancel_wins(exc)
                 logger.warning("index listener lost; will reload after reconnecting",
                                extra={"error": repr(exc)}, exc_info=True)
             finally:

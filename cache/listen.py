@@ -17,6 +17,8 @@ from contextlib import suppress
 
 import asyncpg
 
+from lookup.db import cancel_wins
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Listener"]
@@ -67,9 +69,7 @@ class Listener:
                 self.ready.set()
                 await _watch(con, lost)
             except Exception as exc:  # outlive any failure: resync after reconnecting
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise asyncio.CancelledError from exc
+                cancel_wins(exc)
                 logger.warning("listener lost; will resync after reconnecting",
                                extra={"error": repr(exc)}, exc_info=True)
             finally:

@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from lookup.db import cancel_wins
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["LOCK_KEEPALIVE", "supervise", "while_locked"]
@@ -84,9 +86,7 @@ async def while_locked(dsn: str, job: str, lock_class: int, account_id: int,
                 await work(con)
                 return
         except _DATABASE_ERRORS as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():  # a clean-up's error while
-                raise asyncio.CancelledError from exc  # being cancelled: the cancel wins
+            cancel_wins(exc)
             logger.warning("%s: lost the database; will retry", job,
                            extra={"account_id": account_id, "error": repr(exc)})
         finally:

@@ -15,7 +15,7 @@ from lookup.schema import apply_migrations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["connect", "create_pool", "database_url", "ping"]
+__all__ = ["cancel_wins", "connect", "create_pool", "database_url", "ping"]
 
 
 async def database_url(dsn: str | None, data_dir: Path) -> str:
@@ -65,3 +65,15 @@ async def ping(pool: asyncpg.Pool, *, within: float) -> None:
     """One round trip through the pool (readiness); raises when there is none in time."""
     async with pool.acquire(timeout=within) as con:
         await con.fetchval("SELECT 1", timeout=within)
+
+
+def cancel_wins(exc: BaseException) -> None:
+    """Raise ``CancelledError`` (from ``exc``) if this task is being cancelled.
+
+    For a loop that outlives errors: asyncpg's rollback on the way out of a cancelled
+    transaction may fail (the connection lost meanwhile) and replace the
+    ``CancelledError``; caught as an error, the cancel would be lost and the loop go on.
+    """
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        raise asyncio.CancelledError from exc

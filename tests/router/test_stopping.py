@@ -17,9 +17,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from automation import engine
 from automation.contacts import LastContacts
 from automation.engine import CallAutomation
 from cache.accounts import AccountRegistry
+from lookup.accounts import Account
+from lookup.settings import Settings
 from router.calls_folder import CallsFolder
 
 _IDLE = 0.5  # long enough for a loop's start-up reads on an empty database
@@ -64,3 +67,54 @@ async def test_the_last_contacts_stop_when_cancelled_as_they_are_woken(
 ) -> None:
     contacts = LastContacts(pool, AccountRegistry())
     await _stops_however_cancel_and_wake_meet(contacts.run, lambda: contacts.seen(1, "e1"))
+
+
+class _OneAccount:
+    def __init__(self, account: Account) -> None:
+        self._account = account
+
+    def all(self) -> list[Account]:
+        return [self._account]
+
+    def by_id(self, account_id: int, /) -> Account | None:
+        return self._account if account_id == self._account.id else None
+
+
+async def test_the_automation_stops_when_its_planning_connection_is_lost_as_it_is_cancelled(
+    pool: asyncpg.Pool, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollback on the way out of the cancelled transaction fails (its connection is
+    gone) and replaces the cancel with an error, which the loop retries after."""
+    other = await asyncpg.connect(dsn)
+    await other.execute("BEGIN; SELECT pg_advisory_xact_lock(42)")  # another replica's
+    planning: list[Any] = []  # the pool's connection (a proxy)
+
+    async def plan_entries(pool: asyncpg.Pool, *_args: Any, **_kwargs: Any) -> list[str]:
+        async with pool.acquire() as con:
+            planning.append(con)
+            async with con.transaction():  # the shape of planning a new number's call
+                await con.execute("SELECT pg_advisory_xact_lock(42)")  # waits for it
+        return []
+
+    monkeypatch.setattr(engine, "plan_entries", plan_entries)
+    account = Account(id=1, name="default", mango_api_key="k", mango_api_salt="s",
+                      mango_api_url="http://127.0.0.1:1/vpbx/",
+                      megaplan_url="https://crm.example", megaplan_username="u",
+                      megaplan_password="p", token_hash=None, settings=Settings())
+    automation = CallAutomation(pool, _OneAccount(account))
+    task = asyncio.create_task(automation.run())
+    try:
+        automation.seen(1, "e1", plan_now=True, at=time.time())
+        deadline = time.monotonic() + 10
+        while not planning:
+            assert time.monotonic() < deadline, "nothing planned"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # waiting for the lock
+        task.cancel()
+        planning[0].terminate()  # lost as the cancel lands
+        done, _ = await asyncio.wait({task}, timeout=4.0)
+        assert done, "the automation went on after its cancel"
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=2.0)
+        await other.close()
