@@ -69,6 +69,7 @@ from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
 from router.sidecar import setup_sidecar
+from router.stopping import finish_within, stop_task
 from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
 from sync.account import SyncOptions
@@ -176,11 +177,8 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS].on_removed(recorder.forget)
     task = asyncio.create_task(recorder.run(), name="health-notes")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-    with suppress(Exception):
-        await recorder.flush()
+    await stop_task(task)
+    await finish_within(recorder.flush(), within=_DRAIN, what="the health notes")
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -205,9 +203,7 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.warning("no accounts yet: set MANGO_API_KEY and MANGO_API_SALT for the "
                        "'default' account, or run `mango-router account add`")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task)
 
 
 async def state_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -235,9 +231,7 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.error("busy legs not loaded yet; routing as if nobody were on a call")
     yield
     for task in tasks:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
 
 
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -254,9 +248,7 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(child.run(), name="automation-process")
         yield
         await child.stop()
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         return
     metrics = AutomationMetrics(app[METRICS].registry)
     app[ACCOUNTS].on_removed(metrics.forget_account)
@@ -269,12 +261,9 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(worker.run(), name="outbox")]
     yield
     for task in tasks:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-    with suppress(Exception):  # what is queued is planned before we go, if the database lets us
-        async with asyncio.timeout(_DRAIN):
-            await automation.flush()
+        await stop_task(task)
+    # what is queued is planned before we go, if the database lets us
+    await finish_within(automation.flush(), within=_DRAIN, what="the automation's queue")
 
 
 async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -290,14 +279,9 @@ async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CALLS_FOLDER] = folder
     task = asyncio.create_task(folder.run(), name="calls-folder")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-    try:
-        async with asyncio.timeout(_DRAIN):
-            await folder.fold()
-    except Exception:  # what is left is folded by another replica, or at the next start
-        logger.warning("calls not all folded at shutdown", exc_info=True)
+    await stop_task(task)
+    # what is left is folded by another replica, or at the next start
+    await finish_within(folder.fold(), within=_DRAIN, what="the calls' last fold")
     try:
         async with asyncio.timeout(_POOL_CLOSE):
             await pool.close()
@@ -363,9 +347,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     await claims.close()
     if crm is not None:
         await crm.close()
-    app[HOUSEKEEPING].cancel()
-    with suppress(asyncio.CancelledError):
-        await app[HOUSEKEEPING]
+    await stop_task(app[HOUSEKEEPING])
 
 
 async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -379,9 +361,7 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
                           metrics=metrics, health=app[HEALTH].crm)
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task)
 
 
 def _phones_by_account(indexes: IndexRegistry, accounts: AccountRegistry) -> PhonesByAccount:

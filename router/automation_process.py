@@ -53,6 +53,7 @@ from router.automation_wire import (
     encode_seen,
 )
 from router.health import HealthRecorder
+from router.stopping import finish_within, stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -278,19 +279,11 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                 async with asyncio.timeout(_DRAIN):
                     await ready
     finally:
-        stopping = [ready, reading, *reversed(background)]
-        for task in stopping:
-            task.cancel()
-        for outcome in await asyncio.gather(*stopping, return_exceptions=True):
-            if isinstance(outcome, Exception):
-                logger.error("automation process: a task failed", exc_info=outcome)
+        for task in [ready, reading, *reversed(background)]:
+            await stop_task(task)
         if keeper.ready.is_set():  # what was told is planned before we go, if we can
-            with suppress(Exception):
-                async with asyncio.timeout(_DRAIN):
-                    await automation.flush()
-        with suppress(Exception):
-            async with asyncio.timeout(_NOTES_WAIT):
-                await health.flush()
+            await finish_within(automation.flush(), within=_DRAIN, what="the automation's queue")
+        await finish_within(health.flush(), within=_NOTES_WAIT, what="the health notes")
         writer.close()
         try:
             async with asyncio.timeout(_POOL_WAIT):

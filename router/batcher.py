@@ -29,6 +29,8 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import orjson
 
+from router.stopping import stop_task
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchWriter", "RowRefused", "give_up"]
@@ -170,6 +172,4 @@ class BatchWriter(Generic[T]):
             logger.error("batch writer closed with items unwritten",
                          extra={"writer": self._name, "items": len(self._queue)})
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)

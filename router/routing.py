@@ -21,7 +21,6 @@ import itertools
 import logging
 import os
 import time
-from contextlib import suppress
 from typing import Literal
 
 import asyncpg
@@ -40,6 +39,7 @@ from megaplan.client import MegaplanClient
 from router.batcher import BatchWriter
 from router.claims import Claims, claim_key
 from router.metrics import Metrics
+from router.stopping import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -232,9 +232,7 @@ class Router:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
         for task in list(self._tasks):
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, within=1.0)
 
 
 def _line_key(call: CallEvent, region: str) -> int | None:

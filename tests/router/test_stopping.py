@@ -24,6 +24,7 @@ from cache.accounts import AccountRegistry
 from lookup.accounts import Account
 from lookup.settings import Settings
 from router.calls_folder import CallsFolder
+from router.stopping import finish_within, stop_task
 
 _IDLE = 0.5  # long enough for a loop's start-up reads on an empty database
 
@@ -118,3 +119,47 @@ async def test_the_automation_stops_when_its_planning_connection_is_lost_as_it_i
         task.cancel()
         await asyncio.wait({task}, timeout=2.0)
         await other.close()
+
+
+async def test_a_task_that_does_not_end_when_cancelled_is_left_behind_in_bounded_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:  # as a statement waiting on a database gone silent
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await release.wait()
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await stop_task(task, within=0.2)
+    assert time.monotonic() - started < 2.0
+    assert not task.done()
+    assert any(r.getMessage() == "a task did not stop in time; shutting down without it"
+               for r in caplog.records)
+    release.set()
+    await task
+
+
+async def test_a_task_that_failed_is_logged_when_stopped_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    task = asyncio.create_task(failing(), name="failing")
+    await asyncio.sleep(0)
+    await stop_task(task)
+    [record] = [r for r in caplog.records if r.getMessage() == "a task failed as it stopped"]
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "boom"
+
+
+async def test_a_last_flush_that_hangs_is_given_up_after_its_time() -> None:
+    started = time.monotonic()
+    assert not await finish_within(asyncio.sleep(60), within=0.2, what="a flush")
+    assert time.monotonic() - started < 2.0
+    assert await finish_within(asyncio.sleep(0), within=1.0, what="a flush")
