@@ -73,7 +73,7 @@ async def test_a_slow_action_does_not_hold_back_the_actions_claimed_with_or_afte
                                      concurrency=2)):  # claims of 8, more claimed while 4 are left
         await _plan(outbox, [outbox.new_deal("warm")])
         await _until_done(outbox, "warm", within=15)  # the worker has its token, a deal made
-        outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 3.0
+        outbox.mp.faults.stall_count, outbox.mp.faults.stall_s = 1, 5.0
         entries = [f"call-{n}" for n in range(12)]
         async with outbox.pool.acquire() as con:
             await plan_many(con, outbox.account.id, [
@@ -115,8 +115,8 @@ async def test_refused_credentials_fail_no_action_and_the_account_waits_for_them
 ) -> None:
     # A changed password: whatever status the token request gets, the actions wait for
     # the credentials (not failed for good), without asking for a token again and again.
-    monkeypatch.setattr("automation.outbox._AUTH_PAUSE_S", 1.0)
-    monkeypatch.setattr("megaplan.client._REFUSED_AGAIN_S", 1.0)
+    monkeypatch.setattr("automation.outbox._AUTH_PAUSE_S", 3.0)
+    monkeypatch.setattr("megaplan.client._REFUSED_AGAIN_S", 3.0)
     right, outbox.mp.password = outbox.mp.password, "changed"
     outbox.mp.bad_credentials_status = status
     async with _working(OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)):
@@ -159,7 +159,7 @@ async def test_a_create_that_may_have_landed_is_looked_for_only_after_a_wait(
     outbox: Outbox, dsn: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # not a second after its 5xx: a CRM still at work on it would not show it yet
-    monkeypatch.setattr("automation.outbox._UNCERTAIN_WAIT_S", 3.0)
+    monkeypatch.setattr("automation.outbox._UNCERTAIN_WAIT_S", 5.0)
     outbox.mp.faults.write_error_count = 1
     async with _working(OutboxWorker(dsn, outbox.pool, _Accounts(outbox.account), rate=1000)):
         await _plan(outbox, [outbox.new_deal("maybe")])
@@ -173,7 +173,7 @@ async def test_a_create_that_may_have_landed_is_looked_for_only_after_a_wait(
         async with outbox.pool.acquire() as con:
             wait = await con.fetchval(
                 "SELECT extract(epoch FROM due_at - now())::float8 FROM crm_actions")
-        assert wait > 2.5
+        assert wait > 3.5
         await _until_done(outbox, "maybe", within=15)
     assert len(outbox.mp.deals) == 1
 

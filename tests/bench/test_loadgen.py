@@ -81,10 +81,14 @@ async def test_without_pools_every_step_opens_its_own_connections(
     assert (first.errors, second.errors) == (0, 0)
     assert not peers[1] & peers[0]
     assert second.connects >= len(peers[1]) > 0
-    await asyncio.sleep(0.05)  # the closes reach the server
     assert srv.runner is not None
-    assert srv.runner.server is not None
-    assert not srv.runner.server.connections  # each step closed its own
+    server = srv.runner.server
+    assert server is not None
+    for _ in range(250):  # until the closes reach the server
+        if not server.connections:
+            break
+        await asyncio.sleep(0.02)
+    assert not server.connections  # each step closed its own
 
 
 async def test_a_step_that_had_to_open_many_connections_closes_its_pool_at_its_end(

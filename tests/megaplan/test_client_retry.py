@@ -99,10 +99,10 @@ async def test_a_dropped_idempotent_write_is_retried_by_the_client(
 async def test_a_read_that_times_out_once_is_retried(
     make_client: ClientFactory, mp_state: MegaplanState
 ) -> None:
-    async with make_client(request_timeout=0.2) as client:
+    async with make_client(request_timeout=1.0) as client:
         await client.programs()  # the token in hand (on a busy host, maybe after a retry)
         before = client.request_count
         mp_state.faults.stall_count = 1
-        mp_state.faults.stall_s = 0.4
+        mp_state.faults.stall_s = 2.0
         assert [p.id for p in await client.programs()] == ["1", "2"]
         assert client.request_count - before == 2  # the stalled read and its retry
