@@ -58,7 +58,7 @@ async def busy_now(pool: asyncpg.Pool) -> set[tuple[str, str]]:
 
 
 async def settled(notes: list[dict[str, Any]], count: int) -> list[tuple[str, str, bool]]:
-    for _ in range(100):
+    for _ in range(500):
         if len(notes) >= count:
             break
         await asyncio.sleep(0.01)
