@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import sys
+import threading
 
 import uvloop
 from aiohttp import web
@@ -19,13 +21,37 @@ from router.keys import ACCOUNTS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["add_parsers", "serve"]
+__all__ = ["STOP_LIMIT_S", "add_parsers", "exit_after", "serve"]
+
+# The most a stop may take, whatever it waits on: every part of it is bounded (its
+# requests 10 s, each clean-up a few seconds), but they add up, and an await left
+# unbounded by mistake would keep the process for good.
+STOP_LIMIT_S = 60.0
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", help="run the HTTP server", parents=[common])
     serve.add_argument("--host", help="listen address (ROUTER_HOST)")
     serve.add_argument("--port", type=_port, help="listen port (ROUTER_PORT)")
+
+
+async def _bounded_stop(_app: web.Application) -> None:
+    exit_after(STOP_LIMIT_S)
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """End the process ``seconds`` from now, whatever it is doing (a stop that hangs)."""
+    timer = threading.Timer(seconds, _exit_now, args=(seconds,))
+    timer.daemon = True  # a stop that finishes in time exits without waiting for it
+    timer.start()
+    return timer
+
+
+def _exit_now(seconds: float) -> None:
+    logger.error("stopping took more than %g s; exiting without finishing it", seconds)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
 
 
 def _port(text: str) -> str:
@@ -38,6 +64,7 @@ def serve(config: Config) -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = create_app(config)
     app.on_startup.append(tune_gc)  # after the cleanup contexts: the index is built
+    app.on_shutdown.append(_bounded_stop)
 
     def listening(_banner: str) -> None:  # run_app says so once the socket is bound
         names = sorted(a.name for a in app[ACCOUNTS].all())

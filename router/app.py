@@ -69,7 +69,7 @@ from router.replicas import ReplicaLock
 from router.routing import Router
 from router.settings_api import setup_settings_api
 from router.sidecar import setup_sidecar
-from router.stopping import finish_within, stop_task
+from router.stopping import finish_within, stop_tasks
 from router.sync_api import setup_sync_api
 from router.webhooks import setup_webhooks
 from sync.account import SyncOptions
@@ -177,7 +177,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS].on_removed(recorder.forget)
     task = asyncio.create_task(recorder.run(), name="health-notes")
     yield
-    await stop_task(task)
+    await stop_tasks(task)
     await finish_within(recorder.flush(), within=_DRAIN, what="the health notes")
 
 
@@ -203,7 +203,7 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.warning("no accounts yet: set MANGO_API_KEY and MANGO_API_SALT for the "
                        "'default' account, or run `mango-router account add`")
     yield
-    await stop_task(task)
+    await stop_tasks(task)
 
 
 async def state_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -230,8 +230,7 @@ async def state_ctx(app: web.Application) -> AsyncIterator[None]:
     if not listener.ready.is_set():
         logger.error("busy legs not loaded yet; routing as if nobody were on a call")
     yield
-    for task in tasks:
-        await stop_task(task)
+    await stop_tasks(*tasks)
 
 
 async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -248,7 +247,7 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(child.run(), name="automation-process")
         yield
         await child.stop()
-        await stop_task(task)
+        await stop_tasks(task)
         return
     metrics = AutomationMetrics(app[METRICS].registry)
     app[ACCOUNTS].on_removed(metrics.forget_account)
@@ -260,8 +259,7 @@ async def automation_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(automation.run(), name="automation"),
              asyncio.create_task(worker.run(), name="outbox")]
     yield
-    for task in tasks:
-        await stop_task(task)
+    await stop_tasks(*tasks)
     # what is queued is planned before we go, if the database lets us
     await finish_within(automation.flush(), within=_DRAIN, what="the automation's queue")
 
@@ -279,7 +277,7 @@ async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CALLS_FOLDER] = folder
     task = asyncio.create_task(folder.run(), name="calls-folder")
     yield
-    await stop_task(task)
+    await stop_tasks(task)
     # what is left is folded by another replica, or at the next start
     await finish_within(folder.fold(), within=_DRAIN, what="the calls' last fold")
     try:
@@ -347,7 +345,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     await claims.close()
     if crm is not None:
         await crm.close()
-    await stop_task(app[HOUSEKEEPING])
+    await stop_tasks(app[HOUSEKEEPING])
 
 
 async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -361,7 +359,7 @@ async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
                           metrics=metrics, health=app[HEALTH].crm)
     task = asyncio.create_task(service.run(), name="crm-sync")
     yield
-    await stop_task(task)
+    await stop_tasks(task)
 
 
 def _phones_by_account(indexes: IndexRegistry, accounts: AccountRegistry) -> PhonesByAccount:

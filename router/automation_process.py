@@ -53,7 +53,7 @@ from router.automation_wire import (
     encode_seen,
 )
 from router.health import HealthRecorder
-from router.stopping import finish_within, stop_task
+from router.stopping import finish_within, stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ _BUFFER_MOST = 1_000_000  # events kept for a child that is down (then the oldes
 _RESTART_MOST = 30.0
 _HEALTHY_RUN = 60.0  # a child that ran this long starts the backoff afresh
 _LINE_MOST = 10_000  # events a line at most: one line never holds the loop long
-_STOP_WAIT = 20.0  # more than the child's own shutdown (2 × _DRAIN, _NOTES_WAIT, _POOL_WAIT)
+# more than the child's own shutdown takes when its database answers (its tasks stopped
+# within STOP_WAIT, then _DRAIN, _NOTES_WAIT and _POOL_WAIT at most): one still at it is
+# killed
+_STOP_WAIT = 20.0
 _METRICS_EVERY = 1.0
 _DRAIN = 5.0
 _NOTES_WAIT = 2.0
@@ -279,8 +282,10 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                 async with asyncio.timeout(_DRAIN):
                     await ready
     finally:
-        for task in [ready, reading, *reversed(background)]:
-            await stop_task(task)
+        try:
+            await stop_tasks(ready, reading, *background)
+        except Exception:
+            logger.exception("automation process: a task failed")
         if keeper.ready.is_set():  # what was told is planned before we go, if we can
             await finish_within(automation.flush(), within=_DRAIN, what="the automation's queue")
         await finish_within(health.flush(), within=_NOTES_WAIT, what="the health notes")

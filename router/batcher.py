@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import orjson
 
-from router.stopping import stop_task
+from router.stopping import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -172,4 +172,4 @@ class BatchWriter(Generic[T]):
             logger.error("batch writer closed with items unwritten",
                          extra={"writer": self._name, "items": len(self._queue)})
         if self._task is not None:
-            await stop_task(self._task)
+            await stop_tasks(self._task)

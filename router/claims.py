@@ -30,7 +30,7 @@ from contextlib import suppress
 import asyncpg
 
 from router.batcher import give_up
-from router.stopping import stop_task
+from router.stopping import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Claims:
             logger.error("claims owed by solo routes not all written at shutdown",
                          extra={"claims": self._owed - self._settled})
         if self._task is not None:
-            await stop_task(self._task)
+            await stop_tasks(self._task)
 
     def claim_here(self, key: str) -> bool:
         """Ours in this process (``key``: claim_key of the entry), unless seen before."""

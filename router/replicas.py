@@ -43,7 +43,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from router.claims import Claims
-from router.stopping import stop_task
+from router.stopping import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class ReplicaLock:
 
     async def close(self) -> None:
         if self._task is not None:
-            await stop_task(self._task)
+            await stop_tasks(self._task)
         self._set_solo(False)  # also when a step-down was cut short by the cancel
         try:
             await self._claims.flush(within=_FLUSH_WAIT)

@@ -39,7 +39,7 @@ from megaplan.client import MegaplanClient
 from router.batcher import BatchWriter
 from router.claims import Claims, claim_key
 from router.metrics import Metrics
-from router.stopping import stop_task
+from router.stopping import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +231,7 @@ class Router:
         """Let routes in flight finish (graceful shutdown), then cancel what is left."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
-        for task in list(self._tasks):
-            await stop_task(task, within=1.0)
+        await stop_tasks(*self._tasks, within=1.0)
 
 
 def _line_key(call: CallEvent, region: str) -> int | None:

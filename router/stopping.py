@@ -1,10 +1,13 @@
 """Background tasks stopped at shutdown in bounded time.
 
-A task is cancelled, then waited for. One that has not ended after ``within``
-seconds is left behind, with an error in the log, and the shutdown goes on: the
-pools closed after it terminate its connection. A statement on a database that
-went silent (a crashed host, a partition) waits for the server's answer to its
-cancel however long that takes, and an awaited clean-up would wait with it.
+Tasks are cancelled together, then waited for together. One that has not ended
+after ``within`` seconds is left behind, with an error in the log, and the
+shutdown goes on (the pools closed after it terminate its connections): a
+statement on a database that went silent (a crashed host, a partition) waits
+for the server's answer to its cancel however long that takes, and a clean-up
+that awaited it would wait as long. A task that failed has its error raised
+once all are stopped, as awaiting it did (aiohttp reports a clean-up's error
+and goes on with the others).
 """
 
 from __future__ import annotations
@@ -16,34 +19,54 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["finish_within", "stop_task"]
+__all__ = ["STOP_WAIT", "finish_within", "stop_tasks"]
 
-STOP_WAIT = 5.0  # seconds a cancelled task is given to end
+STOP_WAIT = 5.0  # seconds cancelled tasks are given to end
 
 
-async def stop_task(task: asyncio.Task[Any], *, within: float = STOP_WAIT) -> None:
-    """Cancel ``task`` and wait up to ``within`` seconds for it to end; log its failure."""
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=within)
-    if not done:
+async def stop_tasks(*tasks: asyncio.Task[Any], within: float = STOP_WAIT) -> None:
+    """Cancel ``tasks`` and wait up to ``within`` seconds for them to end; raise the
+    first error one of them ended with."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=within)
+    for task in pending:
         logger.error("a task did not stop in time; shutting down without it",
                      extra={"task": task.get_name(), "within_s": within})
-    elif not task.cancelled() and (exc := task.exception()) is not None:
-        logger.error("a task failed as it stopped", exc_info=exc,
-                     extra={"task": task.get_name()})
+        task.add_done_callback(_reap)
+    failures = [exc for task in tasks if task in done and not task.cancelled()
+                and (exc := task.exception()) is not None]
+    if failures:
+        raise failures[0]
 
 
 async def finish_within(work: Coroutine[Any, Any, Any], *, within: float, what: str) -> bool:
     """Run ``work`` for up to ``within`` seconds (a last flush on the way out); False
     when it failed or did not finish (then it is stopped, or left behind as above)."""
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=within)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=within)
+    except BaseException:  # the clean-up itself cancelled: the work goes with it
+        task.cancel()
+        raise
     if not done:
         logger.warning("not finished at shutdown", extra={"what": what, "within_s": within})
-        await stop_task(task, within=1.0)
+        try:
+            await stop_tasks(task, within=1.0)
+        except Exception:
+            logger.warning("failed at shutdown", exc_info=True, extra={"what": what})
         return False
     exc = None if task.cancelled() else task.exception()
     if task.cancelled() or exc is not None:
         logger.warning("failed at shutdown", exc_info=exc, extra={"what": what})
         return False
     return True
+
+
+def _reap(task: asyncio.Task[Any]) -> None:
+    """A task left behind that ends later: its error is logged, not left unretrieved."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.warning("a task left behind at shutdown ended with an error", exc_info=exc,
+                       extra={"task": task.get_name()})

@@ -24,7 +24,7 @@ from cache.accounts import AccountRegistry
 from lookup.accounts import Account
 from lookup.settings import Settings
 from router.calls_folder import CallsFolder
-from router.stopping import finish_within, stop_task
+from router.stopping import finish_within, stop_tasks
 
 _IDLE = 0.5  # long enough for a loop's start-up reads on an empty database
 
@@ -132,30 +132,28 @@ async def test_a_task_that_does_not_end_when_cancelled_is_left_behind_in_bounded
         except asyncio.CancelledError:
             await release.wait()
 
-    task = asyncio.create_task(stubborn(), name="stubborn")
+    tasks = [asyncio.create_task(stubborn(), name=f"stubborn-{n}") for n in range(3)]
     await asyncio.sleep(0)
     started = time.monotonic()
-    await stop_task(task, within=0.2)
-    assert time.monotonic() - started < 2.0
-    assert not task.done()
-    assert any(r.getMessage() == "a task did not stop in time; shutting down without it"
-               for r in caplog.records)
+    await stop_tasks(*tasks, within=0.3)
+    assert time.monotonic() - started < 2.0  # together, not one after another
+    assert not any(task.done() for task in tasks)
+    assert sum(r.getMessage() == "a task did not stop in time; shutting down without it"
+               for r in caplog.records) == 3
     release.set()
-    await task
+    await asyncio.gather(*tasks)
 
 
-async def test_a_task_that_failed_is_logged_when_stopped_not_raised(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_a_task_that_failed_has_its_error_raised_once_all_are_stopped() -> None:
     async def failing() -> None:
         raise RuntimeError("boom")
 
+    other = asyncio.create_task(asyncio.sleep(60))
     task = asyncio.create_task(failing(), name="failing")
     await asyncio.sleep(0)
-    await stop_task(task)
-    [record] = [r for r in caplog.records if r.getMessage() == "a task failed as it stopped"]
-    assert record.exc_info is not None
-    assert str(record.exc_info[1]) == "boom"
+    with pytest.raises(RuntimeError, match="boom"):
+        await stop_tasks(other, task)
+    assert other.cancelled()
 
 
 async def test_a_last_flush_that_hangs_is_given_up_after_its_time() -> None:
@@ -163,3 +161,23 @@ async def test_a_last_flush_that_hangs_is_given_up_after_its_time() -> None:
     assert not await finish_within(asyncio.sleep(60), within=0.2, what="a flush")
     assert time.monotonic() - started < 2.0
     assert await finish_within(asyncio.sleep(0), within=1.0, what="a flush")
+
+
+async def test_a_flush_whose_clean_up_is_cancelled_is_cancelled_with_it() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def flush() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    outer = asyncio.create_task(finish_within(flush(), within=30, what="a flush"))
+    await started.wait()
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    async with asyncio.timeout(1.0):
+        await cancelled.wait()  # the flush did not go on alone
