@@ -22,10 +22,13 @@ import uvloop
 
 from cli.logs import setup_logging
 from router.automation_process import NICE, run_child
+from router.stopping import exit_after
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["main"]
+__all__ = ["STOP_LIMIT_S", "main"]
+
+STOP_LIMIT_S = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -47,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         logger.warning("cannot lower the automation process's priority",
                        extra={"error": repr(exc)})
     sock = socket.socket(fileno=args.fd)
-    uvloop.run(run_child(sock, dsn=dsn, rate=args.rate))
+    # A stop bounded as a whole, as serve's: a child whose serving process was killed
+    # must not live on (serve kills a child still stopping after 20 s)
+    uvloop.run(run_child(sock, dsn=dsn, rate=args.rate,
+                         on_stop=lambda: exit_after(STOP_LIMIT_S)))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
-import os
 import sys
-import threading
 
 import uvloop
 from aiohttp import web
@@ -18,15 +16,13 @@ from router.app import create_app
 from router.config import Config
 from router.gc_tuning import tune_gc
 from router.keys import ACCOUNTS
+from router.stopping import exit_after
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STOP_LIMIT_S", "add_parsers", "exit_after", "serve"]
+__all__ = ["STOP_LIMIT_S", "add_parsers", "serve"]
 
-# The most a stop may take, whatever it waits on: every part of it is bounded (its
-# requests 10 s, each clean-up a few seconds), but they add up, and an await left
-# unbounded by mistake would keep the process for good.
-STOP_LIMIT_S = 60.0
+STOP_LIMIT_S = 60.0  # the most a stop may take (router.stopping.exit_after)
 
 
 def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -37,21 +33,6 @@ def add_parsers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 async def _bounded_stop(_app: web.Application) -> None:
     exit_after(STOP_LIMIT_S)
-
-
-def exit_after(seconds: float) -> threading.Timer:
-    """End the process ``seconds`` from now, whatever it is doing (a stop that hangs)."""
-    timer = threading.Timer(seconds, _exit_now, args=(seconds,))
-    timer.daemon = True  # a stop that finishes in time exits without waiting for it
-    timer.start()
-    return timer
-
-
-def _exit_now(seconds: float) -> None:
-    logger.error("stopping took more than %g s; exiting without finishing it", seconds)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(1)
 
 
 def _port(text: str) -> str:

@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 
 from prometheus_client import CollectorRegistry
@@ -232,9 +232,10 @@ def _lines(batch: list[Seen]) -> Iterator[bytes]:
         yield encode_seen(batch[start:start + _LINE_MOST])
 
 
-async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
+async def run_child(sock: socket.socket, *, dsn: str, rate: float,
+                    on_stop: Callable[[], object] | None = None) -> None:
     """The child's life: plan and apply until the serving process closes the socket, then
-    plan what it was told and go.
+    plan what it was told and go (``on_stop`` is called as its stop begins).
 
     The closed socket is the only cue. Ctrl-C and a service manager's SIGTERM reach the
     whole process group; the serving process's shutdown, which sends the last events
@@ -282,6 +283,8 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float) -> None:
                 async with asyncio.timeout(_DRAIN):
                     await ready
     finally:
+        if on_stop is not None:
+            on_stop()
         try:
             await stop_tasks(ready, reading, *background)
         except Exception:

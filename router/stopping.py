@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Coroutine
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STOP_WAIT", "finish_within", "stop_tasks"]
+__all__ = ["STOP_WAIT", "exit_after", "finish_within", "stop_tasks"]
 
 STOP_WAIT = 5.0  # seconds cancelled tasks are given to end
 
@@ -70,3 +72,21 @@ def _reap(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         logger.warning("a task left behind at shutdown ended with an error", exc_info=exc,
                        extra={"task": task.get_name()})
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """End the process ``seconds`` from now, whatever it is doing: the last resort of a
+    stop (every part of it is bounded, but they add up, and an await left unbounded by
+    mistake would otherwise keep the process for good)."""
+    timer = threading.Timer(seconds, _exit_now, args=(seconds,))
+    timer.name = "stop-limit"
+    timer.daemon = True  # a stop that finishes in time exits without waiting for it
+    timer.start()
+    return timer
+
+
+def _exit_now(seconds: float) -> None:
+    logger.error("stopping took more than %g s; exiting without finishing it", seconds)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)

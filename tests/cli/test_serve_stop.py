@@ -10,7 +10,7 @@ import time
 def test_a_process_whose_stop_hangs_ends_at_the_limit_with_an_error() -> None:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", "import time\nfrom cli.serve import exit_after\n"
+        [sys.executable, "-c", "import time\nfrom router.stopping import exit_after\n"
          "exit_after(0.3)\ntime.sleep(30)  # a clean-up that never ends\n"],
         capture_output=True, timeout=60, check=False)
     assert proc.returncode == 1

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -243,4 +244,27 @@ async def test_a_child_whose_planner_ends_exits_so_that_it_is_started_again(
         ours.close()
         theirs.close()
         for s, handler in handlers.items():  # run_child ignores them, as a child should
+            signal.signal(s, handler)
+
+
+async def test_a_child_whose_socket_closes_starts_its_stop_and_bounds_it(dsn: str) -> None:
+    """``on_stop`` (the command's ``exit_after``: a child whose serving process was killed
+    must not live on) is called as the stop begins, and the stop then ends."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stops: list[float] = []
+    ours, theirs = socket.socketpair()
+    try:
+        child = asyncio.create_task(automation_process.run_child(
+            theirs, dsn=dsn, rate=3.0, on_stop=lambda: stops.append(time.monotonic())))
+        await asyncio.sleep(1.0)  # running: nothing stops it but the socket
+        assert not child.done()
+        assert stops == []
+        ours.close()  # the serving process goes
+        async with asyncio.timeout(30):
+            await child
+        assert len(stops) == 1
+    finally:
+        ours.close()
+        theirs.close()
+        for s, handler in handlers.items():
             signal.signal(s, handler)
