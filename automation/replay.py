@@ -139,9 +139,9 @@ async def replay(con: Conn, account: Account, other: Settings, *,
                 continue
             report.calls += 1
             real = actual[entry_id]
-            planned = {describe(a["action"], a["payload"]) for a in real}
-            done = tuple(sorted(describe(a["action"], a["payload"])
-                                + _STATE_MARK.get(a["state"], "") for a in real))
+            described = [(describe(a["action"], a["payload"]), a["state"]) for a in real]
+            planned = {d for d, _ in described}
+            done = tuple(sorted(d + _STATE_MARK.get(state, "") for d, state in described))
             would_plans: list[Plan] = []
             key = phone_key(call.number or "", account.settings.default_region)
             if call.direction in ("in", "out") and key is not None:

@@ -29,10 +29,10 @@ STOP_WAIT = 5.0  # seconds cancelled tasks are given to end
 async def stop_tasks(*tasks: asyncio.Task[Any], within: float = STOP_WAIT) -> None:
     """Cancel ``tasks`` and wait up to ``within`` seconds for them to end; raise the
     first error one of them ended with."""
-    for task in tasks:
-        task.cancel()
     if not tasks:
         return
+    for task in tasks:
+        task.cancel()
     done, pending = await asyncio.wait(tasks, timeout=within)
     for task in pending:
         logger.error("a task did not stop in time; shutting down without it",
