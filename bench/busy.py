@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import logging
 import os
 import shutil
 import sys
@@ -44,7 +43,6 @@ from emulators.pbx import PbxCaller
 
 __all__ = ["BusyConfig", "format_busy", "main", "run"]
 
-logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 API_KEY = "bench-busy-key"
