@@ -17,7 +17,6 @@ __all__ = [
     "admin_account",
     "is_account_token",
     "is_operator_token",
-    "require_account_access",
     "require_operator",
     "token_allows",
 ]
@@ -58,19 +57,24 @@ def account_from_query(request: web.Request) -> Account:
 def admin_account(request: web.Request, *, name: str | None = None) -> Account:
     """The account an admin request is for, once its token is seen to open it.
 
-    By ``?account=NAME`` (unknown: 400), or by ``name`` when the path names it
-    (unknown: 404, there is no such resource). Then 401 without a token, 403
-    for a token that is neither the operator's nor this account's.
+    401 without a token, first: a caller with no token learns nothing, not even
+    whether an account of that name exists. For the operator's token, an unknown
+    ``?account=NAME`` is a 400 and an unknown name in the path a 404 (there is no
+    such resource). Any other token gets 403 for a name it does not open, known or
+    not, so an account's token cannot probe for other accounts' names.
     """
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "a bearer token is required")
+    unknown_status = 404 if name is not None else 400
     if name is None:
-        account = account_from_query(request)
-    else:
-        found = request.app[ACCOUNTS].by_name(name)
-        if found is None:
-            raise ApiError(404, f"unknown account {name!r}")
-        account = found
-    require_account_access(request, account)
-    return account
+        name = request.query.get("account", "default")
+    account = request.app[ACCOUNTS].by_name(name)
+    if account is not None and token_allows(request, account, token):
+        return account
+    if account is None and is_operator_token(request, token):
+        raise ApiError(unknown_status, f"unknown account {name!r}")
+    raise ApiError(403, "this token has no access to this account")
 
 
 def require_operator(request: web.Request) -> None:
@@ -84,13 +88,3 @@ def require_operator(request: web.Request) -> None:
 def token_allows(request: web.Request, account: Account, token: str) -> bool:
     """The operator's token, or this account's own."""
     return is_operator_token(request, token) or is_account_token(account, token)
-
-
-def require_account_access(request: web.Request, account: Account) -> None:
-    """401 without a token; 403 for a token that is not the operator's nor this account's."""
-    token = _bearer(request)
-    if token is None:
-        raise ApiError(401, "a bearer token is required")
-    if token_allows(request, account, token):
-        return
-    raise ApiError(403, "this token has no access to this account")

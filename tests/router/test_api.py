@@ -168,6 +168,19 @@ async def test_account_token_reaches_its_own_settings_only(svc: Service, dsn: st
     assert resp.status == 200
     other = await svc.client.get("/api/settings", headers=own)  # the default account
     assert other.status == 403
+    # Nor can it tell an account that does not exist from one it may not open,
+    # and a caller with no token learns nothing: only the operator is told.
+    for path in ("/api/settings", "/api/calls", "/api/calls/some-entry", "/api/health"):
+        ghost = await svc.client.get(path, params={"account": "ghost"}, headers=own)
+        assert ghost.status == 403, path
+        anonymous = await svc.client.get(path, params={"account": "ghost"})
+        assert anonymous.status == 401, path
+        operator = await svc.client.get(path, params={"account": "ghost"}, headers=OPERATOR)
+        assert operator.status == 400, path
+    named = await svc.client.get("/api/accounts/ghost/sync", headers=own)
+    assert named.status == 403
+    assert (await svc.client.get("/api/accounts/ghost/sync")).status == 401
+    assert (await svc.client.get("/api/accounts/ghost/sync", headers=OPERATOR)).status == 404
 
 
 async def test_settings_saved_on_one_replica_act_on_another(

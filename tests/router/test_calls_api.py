@@ -47,6 +47,19 @@ async def test_call_shows_events_in_seq_order_and_the_routing_decision(svc: Serv
     assert body["crm_actions"] == []
 
 
+async def test_a_call_whose_entry_id_has_a_slash_is_found_written_either_way(
+    svc: Service,
+) -> None:
+    entry = "MTox/MDA2+MzQ2=="  # base64, as the PBX's ids are: "/" and "+" in it
+    await svc.event("events/call", call_event(entry, "79990000001"))
+    for path in (f"/api/calls/{entry}", "/api/calls/MTox%2FMDA2%2BMzQ2%3D%3D"):
+        resp = await svc.client.get(path, headers=OPERATOR)
+        assert resp.status == 200, path
+        assert (await resp.json())["entry_id"] == entry, path
+    missing = await svc.client.get("/api/calls/MTox/other", headers=OPERATOR)
+    assert missing.status == 404
+
+
 async def test_calls_list_newest_first_and_filtered_by_number(svc: Service) -> None:
     await svc.event("events/call", call_event("old", "79990000001"))
     await svc.event("events/call", call_event("new", ROUTED))
