@@ -177,9 +177,8 @@ class MegaplanClient:
     ) -> _Response:
         """Send, retrying only what is safe to send again.
 
-        A 429 (after its Retry-After, which holds back every request of this client,
-        not only this one) and a connection that could not be made are retried for
-        every call: the CRM certainly did not apply those. Timeouts,
+        A 429 (after its Retry-After) and a connection that could not be made are
+        retried for every call: the CRM certainly did not apply those. Timeouts,
         connections dropped after sending and 5xx are retried only when
         ``idempotent``; otherwise MegaplanUncertainError is raised at once.
         """
@@ -203,12 +202,9 @@ class MegaplanClient:
                     return status, resp_headers, payload
                 last_status = status
                 self._log_failure(method, url, f"answered {status}", attempt)
-                after = retry_after_seconds(resp_headers, cap=self._retry_after_cap)
-                if after is not None:  # the whole client waits, the retry in its turn
-                    self._limiter.defer(after)
-                    delay = 0.0
                 if status != 429 and not idempotent:
                     raise self._error(status, payload, MegaplanUncertainError)
+                delay = retry_after_seconds(resp_headers, cap=self._retry_after_cap)
                 if attempt == self._max_retries:
                     raise self._error(status, payload, MegaplanUnavailableError)
             if attempt == self._max_retries:

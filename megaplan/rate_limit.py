@@ -11,9 +11,7 @@ class RateLimiter:
     """Spaces calls at least ``1/rate`` seconds apart (a token bucket of one token).
 
     Slots are handed out in call order, so concurrent callers queue fairly and
-    the cap holds across retries and token requests alike. ``defer`` holds every
-    caller back for a while: a CRM that answered 429 with ``Retry-After`` throttles
-    the client, not only the request it answered.
+    the cap holds across retries and token requests alike.
     """
 
     def __init__(self, rate_per_second: float | None) -> None:
@@ -23,14 +21,10 @@ class RateLimiter:
         self._next_slot = 0.0
 
     async def acquire(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._interval == 0.0 and self._next_slot <= now:
+        if self._interval == 0.0:
             return
+        now = asyncio.get_running_loop().time()
         slot = max(now, self._next_slot)
         self._next_slot = slot + self._interval
         if slot > now:
             await asyncio.sleep(slot - now)
-
-    def defer(self, seconds: float) -> None:
-        """No call is let through sooner than ``seconds`` from now (later ones stay later)."""
-        self._next_slot = max(self._next_slot, asyncio.get_running_loop().time() + seconds)

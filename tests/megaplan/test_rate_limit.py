@@ -57,17 +57,6 @@ async def test_limiter_without_a_rate_never_waits() -> None:
     assert time.monotonic() - started < 0.5
 
 
-async def test_a_deferred_limiter_lets_nothing_through_until_then() -> None:
-    for rate in (None, 1000.0):
-        limiter = RateLimiter(rate)
-        await limiter.acquire()
-        limiter.defer(0.2)
-        limiter.defer(0.05)  # a shorter wait asked later does not shorten it
-        started = time.monotonic()
-        await asyncio.gather(*(limiter.acquire() for _ in range(3)))
-        assert 0.19 <= time.monotonic() - started < 1.0, rate
-
-
 def test_limiter_refuses_a_rate_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
