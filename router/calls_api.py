@@ -27,8 +27,8 @@ _MAX_LIMIT = 500
 def setup_calls_api(app: web.Application) -> None:
     app.router.add_get("/api/calls", list_calls)
     # the PBX's entry ids are base64, "/" included: the id is the rest of the path,
-    # written as it is or with "/" escaped as %2F
-    app.router.add_get("/api/calls/{entry_id:.+}", get_call)
+    # written as it is or with "/" escaped as %2F (aiohttp's default pattern with "/")
+    app.router.add_get("/api/calls/{entry_id:[^{}]+}", get_call)
 
 
 async def list_calls(request: web.Request) -> web.Response:

@@ -57,7 +57,7 @@ async def test_a_call_whose_entry_id_has_a_slash_is_found_written_either_way(
         assert resp.status == 200, path
         assert (await resp.json())["entry_id"] == entry, path
     missing = await svc.client.get("/api/calls/MTox/other", headers=OPERATOR)
-    assert missing.status == 404
+    assert (missing.status, await missing.json()) == (404, {"error": "no such call"})
 
 
 async def test_calls_list_newest_first_and_filtered_by_number(svc: Service) -> None:
