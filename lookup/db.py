@@ -15,7 +15,7 @@ from lookup.schema import apply_migrations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cancel_wins", "connect", "create_pool", "database_url", "ping"]
+__all__ = ["cancel_wins", "close_pool", "connect", "create_pool", "database_url", "ping"]
 
 
 async def database_url(dsn: str | None, data_dir: Path) -> str:
@@ -65,6 +65,18 @@ async def ping(pool: asyncpg.Pool, *, within: float) -> None:
     """One round trip through the pool (readiness); raises when there is none in time."""
     async with pool.acquire(timeout=within) as con:
         await con.fetchval("SELECT 1", timeout=within)
+
+
+async def close_pool(pool: asyncpg.Pool, *, within: float) -> None:
+    """Close ``pool`` at shutdown, waiting up to ``within`` seconds for its connections
+    to be given back; then terminate what is still busy (a statement on a database that
+    went silent would keep a plain close for good)."""
+    try:
+        async with asyncio.timeout(within):
+            await pool.close()
+    except TimeoutError:
+        logger.warning("database connections still busy at shutdown; terminating them")
+        pool.terminate()
 
 
 def cancel_wins(exc: BaseException) -> None:

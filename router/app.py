@@ -27,7 +27,7 @@ from cache.listen import Listener
 from cache.presence import Presence
 from lookup.accounts import upsert_default_account
 from lookup.contacts import CONTACTS_CHANNEL
-from lookup.db import create_pool, database_url
+from lookup.db import close_pool, create_pool, database_url
 from lookup.decisions import DecisionRecord, write_decisions
 from lookup.journal import JournalEntry, write_journal
 from lookup.presence import BUSY_CHANNEL, forget_old_legs
@@ -161,12 +161,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WRITE_POOL] = write_pool
     yield
     for each in (claim_pool, write_pool, pool):
-        try:
-            async with asyncio.timeout(_POOL_CLOSE):
-                await each.close()
-        except TimeoutError:
-            logger.warning("database connections still busy at shutdown; terminating them")
-            each.terminate()
+        await close_pool(each, within=_POOL_CLOSE)
 
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -280,11 +275,7 @@ async def calls_folder_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks(task)
     # what is left is folded by another replica, or at the next start
     await finish_within(folder.fold(), within=_DRAIN, what="the calls' last fold")
-    try:
-        async with asyncio.timeout(_POOL_CLOSE):
-            await pool.close()
-    except TimeoutError:
-        pool.terminate()
+    await close_pool(pool, within=_POOL_CLOSE)
 
 
 async def writers_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -40,7 +40,7 @@ from automation.outbox import OutboxWorker
 from cache.accounts import AccountRegistry
 from cache.index import IndexRegistry
 from cache.keeper import IndexKeeper
-from lookup.db import create_pool
+from lookup.db import close_pool, create_pool
 from lookup.priority import BackendPriority
 from mango.events import CallEvent
 from router.automation_wire import (
@@ -293,11 +293,7 @@ async def run_child(sock: socket.socket, *, dsn: str, rate: float,
             await finish_within(automation.flush(), within=_DRAIN, what="the automation's queue")
         await finish_within(health.flush(), within=_NOTES_WAIT, what="the health notes")
         writer.close()
-        try:
-            async with asyncio.timeout(_POOL_WAIT):
-                await pool.close()
-        except TimeoutError:
-            pool.terminate()
+        await close_pool(pool, within=_POOL_WAIT)
 
 
 async def _read(reader: asyncio.StreamReader, automation: CallAutomation) -> None:
